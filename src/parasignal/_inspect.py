@@ -1,0 +1,96 @@
+"""Facts about receivers and senders: keyword acceptance, names, safe reprs.
+
+Nothing here keeps a reference to the object it inspects, so checking a
+weakly connected receiver never keeps it alive (Django caches signatures in an
+``lru_cache`` keyed by the function, which does).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from typing import Any
+
+__all__ = ["accepts_kwargs", "describe_receiver", "describe_sender"]
+
+_CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
+_SENDER_REPR_LIMIT = 200
+
+
+def _plain_function(obj: object) -> types.FunctionType | None:
+    """Return the function whose code object alone decides its signature.
+
+    That holds for a Python function or a bound method of one, as long as
+    nothing (``functools.wraps``' ``__wrapped__``, an explicit
+    ``__signature__``) tells :func:`inspect.signature` to look elsewhere.
+    """
+    func = obj.__func__ if type(obj) is types.MethodType else obj
+    if type(func) is not types.FunctionType:
+        return None
+    if getattr(func, "__wrapped__", None) is not None:
+        return None
+    if getattr(func, "__signature__", None) is not None:
+        return None
+    return func
+
+
+def accepts_kwargs(receiver: object) -> bool:
+    """Tell whether *receiver* can be called with arbitrary keyword arguments.
+
+    Plain functions and methods are answered from their code flags in
+    constant time (connecting many receivers must stay cheap); anything else
+    goes through :func:`inspect.signature`, as Django's check does. A callable
+    whose signature cannot be read (some builtins) is given the benefit of
+    the doubt, since nothing proves it would fail.
+    """
+    func = _plain_function(receiver)
+    if func is not None:
+        return bool(func.__code__.co_flags & _CO_VARKEYWORDS)
+    try:
+        parameters = inspect.signature(receiver).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def describe_receiver(receiver: object) -> str:
+    """Return a stable qualified name for *receiver*, for logs and messages.
+
+    Works for functions, bound methods, lambdas, ``functools.partial``
+    objects, classes and callable instances; never raises.
+    """
+    try:
+        return _describe(receiver)
+    except Exception:  # noqa: BLE001 - a name is best effort, never a new failure
+        return f"<{type(receiver).__qualname__} object>"
+
+
+def _describe(receiver: Any) -> str:
+    if isinstance(receiver, functools.partial):
+        return f"functools.partial({_describe(receiver.func)})"
+    if isinstance(receiver, (types.MethodType, types.BuiltinMethodType)):
+        owner = getattr(receiver, "__self__", None)
+        func = getattr(receiver, "__func__", receiver)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            owner_type = owner if isinstance(owner, type) else type(owner)
+            name = getattr(func, "__name__", "?")
+            return f"{owner_type.__module__}.{owner_type.__qualname__}.{name}"
+    qualname = getattr(receiver, "__qualname__", None)
+    if isinstance(qualname, str):
+        module = getattr(receiver, "__module__", None)
+        return f"{module}.{qualname}" if module else qualname
+    # A callable instance: name it by its class.
+    cls = type(receiver)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def describe_sender(sender: object) -> str:
+    """Return ``repr(sender)`` cut to 200 characters; never raises."""
+    try:
+        text = repr(sender)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real failure
+        return f"<{type(sender).__qualname__} object (repr failed)>"
+    if len(text) > _SENDER_REPR_LIMIT:
+        return text[: _SENDER_REPR_LIMIT - 3] + "..."
+    return text

@@ -1,0 +1,44 @@
+"""Shared fixtures.
+
+Unraisable exceptions (say, from a weakref callback or ``__del__``) and
+unhandled exceptions in threads fail the test that caused them: pytest reports
+them as warnings, and ``filterwarnings = ["error"]`` in pyproject.toml turns
+those warnings into errors.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from parasignal import _pool
+
+
+def collect() -> None:
+    """Run the garbage collector until weak references have settled."""
+    for _ in range(3):
+        gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _leave_nothing_behind() -> Iterator[None]:
+    """Restore the switch interval and drop the shared pool after every test."""
+    interval = sys.getswitchinterval()
+    yield
+    sys.setswitchinterval(interval)
+    # Without waiting: a test may leave a deliberately slow receiver running.
+    _pool.shutdown_default_pool(wait=False)
+
+
+@pytest.fixture
+def tiny_switch_interval() -> None:
+    """Make the interpreter switch threads as often as it can, to expose races."""
+    sys.setswitchinterval(1e-6)
+
+
+def thread_names() -> set[str]:
+    return {t.name for t in threading.enumerate()}
