@@ -44,7 +44,7 @@ def _safely(emit: Any, event: str, fields: dict[str, Any]) -> None:
     try:
         emit(event, **fields)
     except Exception:  # noqa: BLE001 - see above
-        print(f"parasignal: could not log {event!r}:", file=sys.stderr)
+        print(f"parasignal: could not log {event!r}:", file=sys.stderr)  # noqa: T201
         traceback.print_exc(file=sys.stderr)
 
 

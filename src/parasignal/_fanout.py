@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
-from ._events import emit_receiver_failed, emit_receiver_timeout
+from ._events import emit_receiver_timeout
 from ._inspect import describe_receiver
 from ._pool import WorkerPool
 
@@ -154,7 +154,7 @@ class Batch:
         self.drain()
 
     def cancel(self) -> None:
-        """The pool dropped this helper unrun (shutdown with cancel_futures)."""
+        """Account for this helper being dropped unrun (shutdown with cancel_futures)."""
         with self._lock:
             self._resolved += 1
             self._check_done_locked()
@@ -200,7 +200,7 @@ class Batch:
                         results[index] = ctx.run(receiver, signal=signal, sender=sender, **named)
                     else:
                         results[index] = ctx.run(receiver, signal=signal, sender=sender)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - every failure is reported or raised
                     duration_ms = (clock() - started) * 1000.0
                     if robust:
                         results[index] = exc
@@ -262,10 +262,9 @@ class Batch:
         if self._signalled:
             return
         first = self._first_failure
-        if first < self.n:
-            done = _PENDING not in self.results[:first]
-        else:
-            done = self._finished >= self.n
+        # After a failure that ends the dispatch, only the receivers before it
+        # matter; otherwise every receiver must have finished.
+        done = _PENDING not in self.results[:first] if first < self.n else self._finished >= self.n
         # No helper running and none left to start, yet receivers remain: the
         # pool dropped our helpers. Wake the caller to account for them.
         done = done or (self._running == 0 and self._resolved >= self._posted)
@@ -422,4 +421,4 @@ def _answer(
                 f"Receiver {describe_receiver(receivers[index])} {reason} "
                 f"({signal._display_name()}.{batch.method}())."
             )
-    return list(zip(receivers, results))
+    return list(zip(receivers, results, strict=True))

@@ -95,7 +95,7 @@ class WorkerPool:
             try:
                 task.run()
             except Exception:  # noqa: BLE001 - a task bug must not kill the worker
-                print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)
+                print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
                 traceback.print_exc(file=sys.stderr)
             del task
             with self._lock:
@@ -160,7 +160,7 @@ def default_pool() -> WorkerPool:
 
 def shutdown_default_pool(wait: bool = True, *, cancel_futures: bool = False) -> None:
     """Shut down the shared pool; the next ``send_parallel`` starts a fresh one."""
-    global _default  # noqa: PLW0603 - see default_pool
+    global _default
     with _default_lock:
         pool, _default = _default, None
     if pool is not None:

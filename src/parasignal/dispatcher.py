@@ -14,6 +14,7 @@ ever waited on, while it is held.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextvars import ContextVar
 from time import perf_counter as _perf_counter
+from types import FrameType
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _events
@@ -92,7 +94,7 @@ _Getter = Callable[[], Any]
 
 
 def _getter(reference: object) -> _Getter:
-    """A zero-argument callable returning the receiver, or None once it died."""
+    """Return a zero-argument callable giving the receiver, or None once it died."""
     if isinstance(reference, weakref.ReferenceType):
         return reference
     # A strong receiver: repeat(x).__next__ returns x forever, from C, so the
@@ -122,7 +124,7 @@ class _Snapshot:
     def for_sender_key(self, skey: object) -> tuple[_Getter, ...]:
         getters = self.per_sender.get(skey)
         if getters is None:
-            getters = tuple(g for k, g in self._entries if k == NONE_ID or k == skey)
+            getters = tuple(g for k, g in self._entries if k in (NONE_ID, skey))
             self.per_sender[skey] = getters
         return getters
 
@@ -272,14 +274,16 @@ class Signal:
         self._clear_dead_receivers()
         snapshot = self._snapshot
         receivers = self.receivers
-        if snapshot is None or snapshot.source is not receivers or snapshot.length != len(
-            receivers
+        if (
+            snapshot is None
+            or snapshot.source is not receivers
+            or snapshot.length != len(receivers)
         ):
             snapshot = self._snapshot = _Snapshot(receivers)
         return snapshot
 
     def _getters(self, sender: object) -> tuple[_Getter, ...]:
-        """The receivers for *sender*, as getters, in connection order.
+        """Return the receivers for *sender*, as getters, in connection order.
 
         Lock-free when nothing changed since the last dispatch; otherwise
         cleans up dead references and rebuilds under the lock, like Django's
@@ -364,7 +368,7 @@ class Signal:
         sender_key = _make_id(sender)
         if sender_key == NONE_ID:
             sender_key = NONE_ID  # share one int object among all such entries
-        lookup_key = (dispatch_uid if dispatch_uid else _make_id(receiver), sender_key)
+        lookup_key = (dispatch_uid or _make_id(receiver), sender_key)
         try:
             hash(lookup_key)
         except TypeError as exc:
@@ -383,10 +387,10 @@ class Signal:
                 ) from exc
         sender_ref = None
         if sender is not None:
-            try:
+            # A sender that cannot be weakly referenced is simply not watched:
+            # as in Django, receivers are then matched by its id() alone.
+            with contextlib.suppress(TypeError):
                 sender_ref = weakref.ref(sender, self._dead)
-            except TypeError:
-                pass  # such a sender cannot die while referenced; its id stays its own
         entry = (lookup_key, reference, sender_ref, False)
         with self.lock:
             self._clear_dead_receivers()
@@ -408,7 +412,7 @@ class Signal:
         disconnect themselves, or others, while a dispatch is running (a
         dispatch already under way still calls every receiver it started with).
         """
-        lookup_key = (dispatch_uid if dispatch_uid else _make_id(receiver), _make_id(sender))
+        lookup_key = (dispatch_uid or _make_id(receiver), _make_id(sender))
         with self.lock:
             self._clear_dead_receivers()
             index = self._index_locked()
@@ -473,7 +477,7 @@ class Signal:
             started = clock()
             try:
                 response = receiver(signal=self, sender=sender, **named)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - send_robust's contract
                 self._report_failure(
                     receiver,
                     err,
@@ -570,7 +574,7 @@ class Signal:
                     )
                     # The pool's threads do not reference the signal, so a
                     # signal that is garbage-collected can release them.
-                    weakref.finalize(self, pool.shutdown, False)
+                    weakref.finalize(self, pool.shutdown, wait=False)
         return pool
 
     # -- failure reporting ------------------------------------------------------
@@ -601,9 +605,7 @@ class Signal:
         """
         details = _failure_details.get()
         if details is None:
-            details = _FailureDetails(
-                None, "unknown", math.nan, threading.current_thread().name
-            )
+            details = _FailureDetails(None, "unknown", math.nan, threading.current_thread().name)
         _events.emit_receiver_failed(
             signal=self._display_name(),
             receiver=receiver,
@@ -615,7 +617,7 @@ class Signal:
         )
 
     def _display_name(self) -> str:
-        """The signal's name in events and messages (see the *name* argument)."""
+        """Return the signal's name for events and messages (see *name*)."""
         if self.name is not None:
             return self.name
         if self._found_name is not None:
@@ -624,8 +626,8 @@ class Signal:
         module = sys.modules.get(module_name)
         for attribute, value in list(vars(module).items()) if module is not None else ():
             if value is self:
-                self._found_name = f"{module_name}.{attribute}"
-                return self._found_name
+                found = self._found_name = f"{module_name}.{attribute}"
+                return found
         return f"{module_name}:{line}"
 
     def __repr__(self) -> str:
@@ -634,14 +636,14 @@ class Signal:
 
 def _definition_site(signal: Signal) -> tuple[str, int]:
     """Where *signal* is being constructed: the first frame outside its __init__s."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_name == "__init__":
         if frame.f_locals.get("self") is not signal:
             break
         frame = frame.f_back  # a subclass's __init__ calling super().__init__
     if frame is None:
         return ("<unknown>", 0)
-    return (frame.f_globals.get("__name__", "<unknown>"), frame.f_lineno)
+    return (str(frame.f_globals.get("__name__", "<unknown>")), frame.f_lineno)
 
 
 def _cache_get(cache: Any, sender: object) -> Any:
@@ -652,16 +654,14 @@ def _cache_get(cache: Any, sender: object) -> Any:
 
 
 def _cache_set(cache: Any, sender: object, value: object) -> None:
-    try:
+    with contextlib.suppress(TypeError):  # as in _cache_get
         cache[sender] = value
-    except TypeError:
-        pass  # as in _cache_get
 
 
 def receiver(
     signal: Signal | list[Signal] | tuple[Signal, ...], **kwargs: Any
 ) -> Callable[[_F], _F]:
-    """Decorator connecting the decorated function to *signal* (or each of a list).
+    """Connect the decorated function to *signal* (or to each signal of a list).
 
     *kwargs* are passed to :meth:`Signal.connect`. Returns the function
     unchanged, so its type is preserved::
