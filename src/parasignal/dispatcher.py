@@ -225,7 +225,7 @@ class Signal:
             )
         self.timeout = _check_timeout(timeout)
         self.name = name
-        self.receivers: list[Any] = []
+        self._receivers: list[Any] = []
         # Guards receivers, the _index* fields, _snapshot and
         # sender_receivers_cache. Held for bookkeeping only: never while a
         # receiver runs.
@@ -237,14 +237,32 @@ class Signal:
         # _indexed as it was when it had _indexed_len entries. A list assigned
         # from outside, or resized in place, is re-indexed on next use.
         self._index: dict[object, Any] = {}
-        self._indexed: list[Any] = self.receivers
+        self._indexed: list[Any] | None = self._receivers
         self._indexed_len = 0
+        # What dispatch reads without the lock; None after any change, so that
+        # no stale copy keeps a disconnected receiver alive.
         self._snapshot: _Snapshot | None = None
         # Guards _pool: creating the signal's own pool.
         self._pool_lock = threading.Lock()
         self._pool: WorkerPool | None = None
         self._origin = _definition_site(self)
         self._found_name: str | None = None
+
+    @property
+    def receivers(self) -> list[Any]:
+        """The connected receivers, in connection order (Django's format)."""
+        return self._receivers
+
+    @receivers.setter
+    def receivers(self, value: list[Any]) -> None:
+        # Callers may or may not hold self.lock (factory_boy's mute_signals
+        # does), so this cannot take it. Dropping the derived state is safe
+        # either way: every reader re-derives it from the new list, and
+        # nothing keeps the old list's receivers alive.
+        self._receivers = value
+        self._snapshot = None
+        self._indexed = None
+        self._index = {}
 
     # -- bookkeeping (caller holds self.lock) -----------------------------------
 
@@ -254,14 +272,31 @@ class Signal:
         if not self._dead.raised:
             return
         self._dead.raised = False
-        live = [entry for entry in self.receivers if _entry_alive(entry)]
-        if len(live) != len(self.receivers):
-            self.receivers = live
-            self.sender_receivers_cache.clear()
+        receivers = self._receivers
+        live: list[Any] = []
+        dead: list[Any] = []
+        for entry in receivers:
+            (live if _entry_alive(entry) else dead).append(entry)
+        if not dead:
+            return
+        in_sync = self._indexed is receivers and self._indexed_len == len(receivers)
+        # As in Django, a new list: code holding the old one sees no change.
+        self._receivers = live
+        self._snapshot = None
+        if in_sync:
+            index = self._index
+            for entry in dead:
+                key = entry[0]
+                if index.get(key) is entry:
+                    del index[key]
+            self._indexed, self._indexed_len = live, len(live)
+        else:
+            self._indexed, self._index = None, {}
+        self.sender_receivers_cache.clear()
 
     def _index_locked(self) -> dict[object, Any]:
         # Caller holds self.lock.
-        receivers = self.receivers
+        receivers = self._receivers
         if self._indexed is not receivers or self._indexed_len != len(receivers):
             index: dict[object, Any] = {}
             for entry in receivers:
@@ -273,7 +308,7 @@ class Signal:
         # Caller holds self.lock.
         self._clear_dead_receivers()
         snapshot = self._snapshot
-        receivers = self.receivers
+        receivers = self._receivers
         if (
             snapshot is None
             or snapshot.source is not receivers
@@ -301,7 +336,7 @@ class Signal:
                 _cache_set(self.sender_receivers_cache, sender, getters or NO_RECEIVERS)
             return getters
         dead = self._dead.raised
-        receivers = self.receivers
+        receivers = self._receivers
         snapshot = self._snapshot
         if (
             dead
@@ -397,8 +432,9 @@ class Signal:
             index = self._index_locked()
             if lookup_key not in index:
                 index[lookup_key] = entry
-                self.receivers.append(entry)
+                self._receivers.append(entry)
                 self._indexed_len += 1
+                self._snapshot = None
             self.sender_receivers_cache.clear()
 
     def disconnect(
@@ -421,8 +457,9 @@ class Signal:
             except TypeError:  # an unhashable dispatch_uid was never connected
                 entry = None
             if entry is not None:
-                self.receivers.remove(entry)
+                self._receivers.remove(entry)
                 self._indexed_len -= 1
+                self._snapshot = None
             self.sender_receivers_cache.clear()
         return entry is not None
 
@@ -443,7 +480,7 @@ class Signal:
         change which receivers it calls. Thread-safe; the lock is not held
         while receivers run.
         """
-        if not self.receivers:
+        if not self._receivers:
             return []
         getters = self._getters(sender)
         # Comprehensions, and literal keywords when there are no named
@@ -466,7 +503,7 @@ class Signal:
         are not ``Exception`` subclasses (``KeyboardInterrupt``...) propagate.
         Thread-safe.
         """
-        if not self.receivers:
+        if not self._receivers:
             return []
         responses: list[tuple[Callable[..., Any], Any]] = []
         clock = _perf_counter
@@ -543,7 +580,7 @@ class Signal:
     def _send_parallel(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
     ) -> list[tuple[Callable[..., Any], Any]]:
-        if not self.receivers:
+        if not self._receivers:
             return []
         receivers = self._live_receivers(sender)
         if not receivers:
