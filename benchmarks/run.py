@@ -36,13 +36,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeVar
 
 import parasignal
 
 ABSENT: Final = "absent"
 Receiver = Callable[..., Any]
 SignalFactory = Callable[[], Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class Config:
 
 DEFAULT = Config(
     name="default",
-    send_rounds=15,
-    sample_seconds=0.02,
+    send_rounds=25,
+    sample_seconds=0.01,
     connect_n=100_000,
     connect_rounds=5,
     django_connect_ns=(5_000, 10_000, 20_000),
@@ -75,12 +76,12 @@ DEFAULT = Config(
     memory_rounds=2,
     fanout_rounds=21,
     slow_rounds=2,
-    overhead_rounds=15,
+    overhead_rounds=25,
 )
 
 QUICK = Config(
     name="quick",
-    send_rounds=5,
+    send_rounds=7,
     sample_seconds=0.005,
     connect_n=100_000,
     connect_rounds=3,
@@ -88,9 +89,9 @@ QUICK = Config(
     django_connect_rounds=1,
     memory_n=5_000,
     memory_rounds=1,
-    fanout_rounds=7,
+    fanout_rounds=9,
     slow_rounds=1,
-    overhead_rounds=5,
+    overhead_rounds=7,
 )
 
 SEND_COUNTS: Final = (0, 1, 10, 100)
@@ -161,7 +162,7 @@ def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
 
 
-def rotated(items: Sequence[str], shift: int) -> list[str]:
+def rotated(items: Sequence[T], shift: int) -> list[T]:
     """*items* rotated left by *shift*: a different case goes first each round."""
     if not items:
         return []
@@ -178,25 +179,40 @@ class MicroTimer:
         self.samples: list[float] = []
 
     def _calibrate(self, sample_seconds: float) -> int:
+        """Loops per sample, from the fastest of a few trial runs.
+
+        Taking the fastest trial keeps one hiccup of a noisy machine from
+        shrinking every later sample to a handful of loops.
+        """
         loops = 1
-        while True:
-            elapsed = self._timer.timeit(loops)
-            if elapsed >= sample_seconds / 4 or loops >= 1 << 24:
-                break
+        while loops < 1 << 24 and self._timer.timeit(loops) < sample_seconds / 8:
             loops *= 2
-        return max(1, round(loops * sample_seconds / max(elapsed, 1e-9)))
+        fastest = min(self._timer.timeit(loops) for _ in range(3)) / loops
+        return max(1, round(sample_seconds / max(fastest, 1e-9)))
 
     def sample(self) -> None:
         """Take one sample: seconds per call (timeit disables gc while timing)."""
         self.samples.append(self._timer.timeit(self.loops) / self.loops)
 
 
-def run_interleaved(timers: dict[str, MicroTimer], rounds: int) -> None:
-    """Sample every timer once per round, rotating which one goes first."""
-    names = list(timers)
+def run_interleaved(groups: Sequence[Sequence[MicroTimer]], rounds: int) -> None:
+    """Sample every timer once per round.
+
+    The timers of one group (parasignal and Django on the same case) are
+    sampled back to back, in reversed order every other round, so that each
+    pair of samples saw the same machine; the groups take turns going first.
+    """
     for round_index in range(rounds):
-        for name in rotated(names, round_index):
-            timers[name].sample()
+        for group in rotated(groups, round_index):
+            for timer in group if round_index % 2 == 0 else reversed(group):
+                timer.sample()
+
+
+def timer_results(timers: dict[str, MicroTimer]) -> dict[str, Any]:
+    return {
+        name: {"loops": timer.loops, "samples_us": [s * 1e6 for s in timer.samples]}
+        for name, timer in timers.items()
+    }
 
 
 # -- 1. send() ---------------------------------------------------------------
@@ -209,22 +225,25 @@ def bench_send(config: Config, django_signal: SignalFactory | None) -> dict[str,
         impls["django"] = django_signal
     receivers = make_noops(max(SEND_COUNTS))
     statements = {"none": "send(None)", "payload": "send(None, payload=1)"}
-    timers: dict[str, MicroTimer] = {}
-    keep_alive: list[Any] = []
+    signals: dict[tuple[str, int], Any] = {}
     for count in SEND_COUNTS:
         for impl, factory in impls.items():
-            signal = connected(factory, receivers[:count])
-            keep_alive.append(signal)
+            signal = signals[impl, count] = connected(factory, receivers[:count])
             signal.send(None)  # warm any per-signal snapshot or cache
-            for args, stmt in statements.items():
-                timers[f"{impl}/{count}/{args}"] = MicroTimer(
-                    stmt, {"send": signal.send}, config.sample_seconds
+    timers: dict[str, MicroTimer] = {}
+    groups: list[list[MicroTimer]] = []
+    for count in SEND_COUNTS:
+        for args, stmt in statements.items():
+            group = []
+            for impl in impls:
+                namespace = {"send": signals[impl, count].send}
+                timer = timers[f"{impl}/{count}/{args}"] = MicroTimer(
+                    stmt, namespace, config.sample_seconds
                 )
-    run_interleaved(timers, config.send_rounds)
-    return {
-        name: {"loops": timer.loops, "samples_us": [s * 1e6 for s in timer.samples]}
-        for name, timer in timers.items()
-    }
+                group.append(timer)
+            groups.append(group)
+    run_interleaved(groups, config.send_rounds)
+    return timer_results(timers)
 
 
 # -- 2. connect() --------------------------------------------------------------
@@ -245,14 +264,22 @@ def time_connect(factory: SignalFactory, receivers: Sequence[Receiver]) -> float
 
 
 def fit_quadratic(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
-    """Least-squares ``t = a*n + b*n**2`` through *points*; returns (a, b)."""
+    """Least-squares ``t = a*n + b*n**2`` through *points*, with ``a >= 0``; returns (a, b).
+
+    A negative linear term (noise) would make no physical sense, so in that
+    case the fit falls back to a pure ``t = b*n**2``.
+    """
     s2 = sum(float(n) ** 2 for n, _ in points)
     s3 = sum(float(n) ** 3 for n, _ in points)
     s4 = sum(float(n) ** 4 for n, _ in points)
     t1 = sum(n * t for n, t in points)
     t2 = sum(float(n) ** 2 * t for n, t in points)
     det = s2 * s4 - s3 * s3
-    return (t1 * s4 - t2 * s3) / det, (s2 * t2 - s3 * t1) / det
+    if len(points) >= 2 and det > 0:
+        linear = (t1 * s4 - t2 * s3) / det
+        if linear >= 0:
+            return linear, (s2 * t2 - s3 * t1) / det
+    return 0.0, t2 / s4
 
 
 def bench_connect(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
@@ -339,45 +366,463 @@ def time_once(call: Callable[[], object]) -> float:
         return time.perf_counter() - started
 
 
+class FanoutCase(NamedTuple):
+    call: Callable[[], object]
+    ideal: float  # seconds, if every receiver had a thread of its own when possible
+    slow: bool  # sequential Django dispatch: sampled only config.slow_rounds times
+
+
 def bench_fanout(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
     """send_parallel wall time on sleeping receivers, next to Django's send/asend."""
     sleepers = make_sleepers(128, FANOUT_SLEEP)
-    default_pool = parasignal.Signal
-    cases: dict[str, tuple[Callable[[], object], float, int]] = {}
+    cases: dict[str, FanoutCase] = {}
     keep_alive: list[Any] = []
     for n in (8, 32, 128):
-        signal = connected(default_pool, sleepers[:n])
+        signal = connected(parasignal.Signal, sleepers[:n])
         keep_alive.append(signal)
-        ideal = FANOUT_SLEEP * -(-n // 64)  # the shared default pool has 64 threads
-        cases[f"parasignal/default/{n}"] = (partial(signal.send_parallel, None), ideal, 0)
-    bounded = connected(lambda: parasignal.Signal(max_workers=32), sleepers)
+        waves = -(-n // 64)  # the shared default pool has 64 threads
+        cases[f"parasignal/default/{n}"] = FanoutCase(
+            partial(signal.send_parallel, None), FANOUT_SLEEP * waves, slow=False
+        )
+    bounded = connected(partial(parasignal.Signal, max_workers=32), sleepers)
     keep_alive.append(bounded)
-    cases["parasignal/max_workers=32/128"] = (
-        partial(bounded.send_parallel, None),
-        FANOUT_SLEEP * 4,
-        0,
+    cases["parasignal/max_workers=32/128"] = FanoutCase(
+        partial(bounded.send_parallel, None), FANOUT_SLEEP * 4, slow=False
     )
     if django_signal is not None:
-        django = connected(django_signal, sleepers[:32])
-        keep_alive.append(django)
-        cases["django/send/32"] = (partial(django.send, None), FANOUT_SLEEP * 32, 1)
-        cases["django/asend/32"] = (
-            lambda: asyncio.run(django.asend(None)),
-            FANOUT_SLEEP * 32,
-            1,
+        sequential = connected(django_signal, sleepers[:32])
+        keep_alive.append(sequential)
+        cases["django/send/32"] = FanoutCase(
+            partial(sequential.send, None), FANOUT_SLEEP * 32, slow=True
         )
-    # Warm up: start the pools' threads and any lazy imports (asgiref).
-    for call, _, slow in cases.values():
-        for _ in range(1 if slow else 2):
-            call()
+        cases["django/asend/32"] = FanoutCase(
+            lambda: asyncio.run(sequential.asend(None)), FANOUT_SLEEP * 32, slow=True
+        )
+    # Warm up: start the pools' threads and asgiref's executor thread.
+    for case in cases.values():
+        for _ in range(1 if case.slow else 2):
+            case.call()
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for round_index in range(config.fanout_rounds):
         for name in rotated(list(cases), round_index):
-            call, _, slow = cases[name]
-            if slow and round_index >= config.slow_rounds:
+            if cases[name].slow and round_index >= config.slow_rounds:
                 continue
-            samples[name].append(time_once(call))
+            samples[name].append(time_once(cases[name].call))
     return {
-        name: {"ideal_ms": ideal * 1e3, "samples_ms": [s * 1e3 for s in samples[name]]}
-        for name, (_, ideal, _) in cases.items()
+        name: {"ideal_ms": case.ideal * 1e3, "samples_ms": [s * 1e3 for s in samples[name]]}
+        for name, case in cases.items()
     }
+
+
+# -- 5. overhead -----------------------------------------------------------------
+
+
+class ThreadRoundTrip:
+    """A worker blocked on SimpleQueue.get() that releases a lock the caller waits on."""
+
+    def __init__(self) -> None:
+        self.requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self._thread = threading.Thread(target=self._serve, name="bench-round-trip", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self.requests.get():
+            self.done.release()
+
+    def close(self) -> None:
+        self.requests.put(item=False)
+        self._thread.join()
+
+
+def noop() -> None:
+    return None
+
+
+def bench_overhead(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
+    """send_parallel on no-op receivers, next to Django's send and raw thread hand-offs."""
+    noops = make_noops(100)
+    one = connected(parasignal.Signal, noops[:1])
+    hundred = connected(parasignal.Signal, noops)
+    seconds = config.sample_seconds
+    round_trip = ThreadRoundTrip()
+    with ThreadPoolExecutor(1) as executor:
+        timers = {
+            "parasignal/send_parallel/1": MicroTimer(
+                "send(None)", {"send": one.send_parallel}, seconds
+            ),
+            "parasignal/send_parallel/100": MicroTimer(
+                "send(None)", {"send": hundred.send_parallel}, seconds
+            ),
+            "parasignal/send/100": MicroTimer("send(None)", {"send": hundred.send}, seconds),
+            "threadpool/submit_result": MicroTimer(
+                "submit(noop).result()", {"submit": executor.submit, "noop": noop}, seconds
+            ),
+            "thread/round_trip": MicroTimer(
+                "put(True); acquire()",
+                {"put": round_trip.requests.put, "acquire": round_trip.done.acquire},
+                seconds,
+            ),
+        }
+        groups = [[timer] for timer in timers.values()]
+        if django_signal is not None:
+            django = connected(django_signal, noops)
+            timers["django/send/100"] = MicroTimer("send(None)", {"send": django.send}, seconds)
+            # Sampled right after (or before) send_parallel on the same receivers.
+            groups[1].append(timers["django/send/100"])
+        run_interleaved(groups, config.overhead_rounds)
+    round_trip.close()
+    return timer_results(timers)
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def machine_info(config: Config, django_version: str | None) -> dict[str, Any]:
+    gil_check = getattr(sys, "_is_gil_enabled", None)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(affinity(0)) if affinity is not None else None,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "gil": None if gil_check is None else bool(gil_check()),
+        "parasignal": parasignal.__version__,
+        "django": django_version,
+        "mode": config.name,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    """A figure with three significant digits or so, or "absent"."""
+    if value is None:
+        return ABSENT
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text}{unit}"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    """numerator/denominator as "1.23x", or "absent" when either side is missing."""
+    if numerator is None or denominator is None or denominator == 0:
+        return ABSENT
+    return ratio_text(numerator / denominator)
+
+
+def paired_ratio(results: dict[str, Any], ours: str, theirs: str, field: str) -> float | None:
+    """Median over rounds of ours/theirs, each pair sampled back to back."""
+    if ours not in results or theirs not in results:
+        return None
+    pairs = zip(results[ours][field], results[theirs][field], strict=True)
+    return median([a / b for a, b in pairs if b > 0])
+
+
+def ratio_text(value: float | None) -> str:
+    if value is None:
+        return ABSENT
+    if value >= 100:
+        return f"{value:,.0f}x"
+    if value >= 10:
+        return f"{value:.1f}x"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
+def med(samples: dict[str, Any], key: str, field: str) -> float | None:
+    """Median of samples[key][field], or None when the case was not measured."""
+    entry = samples.get(key)
+    if entry is None or not entry[field]:
+        return None
+    return median(entry[field])
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_machine(results: dict[str, Any]) -> list[str]:
+    m = results["machine"]
+    gil = {None: "", True: " (GIL enabled)", False: " (free-threaded, GIL disabled)"}[m["gil"]]
+    load = "n/a" if m["load_average"] is None else " ".join(f"{x:.2f}" for x in m["load_average"])
+    rows = [
+        ["Platform", f"{m['platform']} ({m['machine']})"],
+        ["CPU count", f"{m['cpu_count']} (usable: {m['usable_cpus']})"],
+        ["Python", f"{m['python']}{gil}"],
+        ["parasignal", m["parasignal"]],
+        ["Django", m["django"] or ABSENT],
+        ["Mode", f"{m['mode']} (run took {m['run_seconds']:.0f} s)"],
+        ["Load average at start", load],
+    ]
+    return ["## Machine", "", *table(["", ""], rows)]
+
+
+def render_send(results: dict[str, Any]) -> list[str]:
+    send = results["send"]
+    rows = []
+    for count in SEND_COUNTS:
+        row = [str(count)]
+        for args in ("none", "payload"):
+            ours_key, theirs_key = f"parasignal/{count}/{args}", f"django/{count}/{args}"
+            paired = paired_ratio(send, ours_key, theirs_key, "samples_us")
+            row += [
+                fmt(med(send, ours_key, "samples_us")),
+                fmt(med(send, theirs_key, "samples_us")),
+                ratio_text(paired),
+            ]
+        rows.append(row)
+    header = [
+        "receivers",
+        "parasignal `send(None)` µs",
+        "Django µs",
+        "parasignal/Django",
+        "parasignal `send(None, payload=1)` µs",
+        "Django µs",
+        "parasignal/Django",
+    ]
+    rounds = results["config"]["send_rounds"]
+    return [
+        "## 1. `send()` on no-op receivers",
+        "",
+        (
+            f"µs per call, median of {rounds} interleaved samples; lower is better. "
+            "Ratios are medians of per-round ratios of samples taken back to back."
+        ),
+        "",
+        *table(header, rows),
+    ]
+
+
+def render_connect(results: dict[str, Any]) -> list[str]:
+    connect = results["connect"]
+    samples = connect["samples_s"]
+    config = results["config"]
+    sizes = sorted({*config["django_connect_ns"], config["connect_n"]})
+    rows = []
+    for n in sizes:
+        ours = median(samples[f"parasignal/{n}"])
+        theirs_samples = samples.get(f"django/{n}")
+        theirs: float | None = median(theirs_samples) if theirs_samples else None
+        label = f"{n:,}"
+        if theirs is None and n == EXTRAPOLATE_TO:
+            theirs = connect.get(f"django/{n}/extrapolated_s")
+            if theirs is not None:
+                label = f"{n:,} (Django **extrapolated**)"
+        rows.append(
+            [
+                label,
+                fmt(ours, " s"),
+                fmt(ours * 1e6 / n, " µs"),
+                fmt(theirs, " s"),
+                fmt(None if theirs is None else theirs * 1e6 / n, " µs"),
+                ratio(theirs, ours),
+            ]
+        )
+    lines = [
+        "## 2. `connect()` of distinct weak receivers to a fresh signal",
+        "",
+        f"Median of {config['connect_rounds']} samples for parasignal"
+        + (f", {config['django_connect_rounds']} for Django." if "django_fit" in connect else "."),
+        "",
+        *table(
+            [
+                "receivers",
+                "parasignal total",
+                "per connect",
+                "Django total",
+                "per connect",
+                "Django/parasignal",
+            ],
+            rows,
+        ),
+    ]
+    fit = connect.get("django_fit")
+    if fit is not None:
+        lines += [
+            "",
+            (
+                f"Django's {EXTRAPOLATE_TO:,} figure is **extrapolated**, not measured: "
+                "a least-squares fit t = a·n + b·n² through the measured sizes "
+                f"(a = {fit['a_s_per_n'] * 1e6:.3g} µs, b = {fit['b_s_per_n2'] * 1e9:.3g} ns), "
+                "since its connect() scans every receiver already connected."
+            ),
+        ]
+    return lines
+
+
+def render_memory(results: dict[str, Any]) -> list[str]:
+    memory = results["memory"]
+    samples = memory["samples_bytes"]
+    rows = []
+    for key, label in (
+        ("connect", "after connect"),
+        ("connect_send", "after connect + one `send(None)`"),
+    ):
+        ours = median(samples["parasignal"][key])
+        theirs = median(samples["django"][key]) if "django" in samples else None
+        rows.append([label, fmt(ours, " B"), fmt(theirs, " B"), ratio(ours, theirs)])
+    return [
+        "## 3. Memory per weakly connected receiver",
+        "",
+        (
+            f"tracemalloc growth over connecting N = {memory['n']:,} pre-created functions "
+            "(the functions themselves excluded), divided by N."
+        ),
+        "",
+        *table(["", "parasignal", "Django", "parasignal/Django"], rows),
+    ]
+
+
+FANOUT_ROWS: Final = (
+    ("parasignal/default/8", "parasignal `send_parallel`, default pool", "8"),
+    ("parasignal/default/32", "parasignal `send_parallel`, default pool", "32"),
+    ("parasignal/default/128", "parasignal `send_parallel`, default pool (64 threads)", "128"),
+    ("parasignal/max_workers=32/128", "parasignal `send_parallel`, `max_workers=32`", "128"),
+    ("django/send/32", "Django `send` (sequential)", "32"),
+    ("django/asend/32", "Django `asyncio.run(asend(None))`", "32"),
+)
+
+
+def render_fanout(results: dict[str, Any]) -> list[str]:
+    fanout = results["fanout"]
+    rows = []
+    for key, label, count in FANOUT_ROWS:
+        entry = fanout.get(key)
+        if entry is None:
+            rows.append([label, count, "0", ABSENT, ABSENT, ABSENT, ABSENT])
+            continue
+        samples = entry["samples_ms"]
+        rows.append(
+            [
+                label,
+                count,
+                str(len(samples)),
+                fmt(median(samples)),
+                fmt(min(samples)),
+                fmt(entry["ideal_ms"]),
+                ratio(median(samples), entry["ideal_ms"]),
+            ]
+        )
+    lines = [
+        f"## 4. Parallel fan-out: receivers each sleeping {FANOUT_SLEEP * 1e3:.0f} ms",
+        "",
+        "Wall time per dispatch, ms.",
+        "",
+        *table(
+            ["dispatch", "receivers", "samples", "median", "min", "ideal", "median/ideal"],
+            rows,
+        ),
+    ]
+    ours = med(fanout, "parasignal/default/32", "samples_ms")
+    theirs = med(fanout, "django/send/32", "samples_ms")
+    if ours is not None and theirs is not None:
+        lines += [
+            "",
+            f"`send_parallel` on 32 receivers is {theirs / ours:.1f}x faster than Django's `send`.",
+        ]
+    return lines
+
+
+def render_overhead(results: dict[str, Any]) -> list[str]:
+    overhead = results["overhead"]
+    bare = med(overhead, "thread/round_trip", "samples_us")
+    cases = (
+        ("parasignal/send_parallel/1", "parasignal `send_parallel`, 1 no-op receiver"),
+        ("parasignal/send_parallel/100", "parasignal `send_parallel`, 100 no-op receivers"),
+        ("parasignal/send/100", "parasignal `send` (sequential), 100 no-op receivers"),
+        ("django/send/100", "Django `send`, 100 no-op receivers"),
+        ("threadpool/submit_result", "`ThreadPoolExecutor(1).submit(f).result()`"),
+        ("thread/round_trip", "bare thread round trip (SimpleQueue.get → Lock.release)"),
+    )
+    rows = []
+    for key, label in cases:
+        value = med(overhead, key, "samples_us")
+        entry = overhead.get(key)
+        fastest = min(entry["samples_us"]) if entry else None
+        rows.append([label, fmt(value), fmt(fastest), ratio(value, bare)])
+    paired = paired_ratio(overhead, "parasignal/send_parallel/100", "django/send/100", "samples_us")
+    return [
+        "## 5. Overhead of `send_parallel` on no-op receivers",
+        "",
+        f"µs per call, median of {results['config']['overhead_rounds']} interleaved samples.",
+        "",
+        *table(["call", "median µs", "min µs", "median ÷ bare thread round trip"], rows),
+        "",
+        (
+            f"`send_parallel` / Django `send`, 100 no-op receivers: {ratio_text(paired)} "
+            "(median of per-round ratios)."
+        ),
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    sections = [
+        ["# parasignal vs django.dispatch"],
+        render_machine(results),
+        render_send(results),
+        render_connect(results),
+        render_memory(results),
+        render_fanout(results),
+        render_overhead(results),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+# -- entry point ---------------------------------------------------------------------
+
+
+def warm_up(django_signal: SignalFactory | None) -> None:
+    """Trigger lazy imports (django.conf, structlog...) before anything is measured."""
+    receivers = make_noops(2)
+    signal = connected(parasignal.Signal, receivers)
+    signal.send(None)
+    signal.send_parallel(None)
+    if django_signal is not None:
+        connected(django_signal, receivers).send(None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 30 s)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write raw figures here")
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else DEFAULT
+    django_version, django_signal = load_django()
+    started = time.perf_counter()
+    warm_up(django_signal)
+    results: dict[str, Any] = {
+        "machine": machine_info(config, django_version),
+        "config": asdict(config),
+    }
+    benches: dict[str, Callable[[Config, SignalFactory | None], dict[str, Any]]] = {
+        "send": bench_send,
+        "connect": bench_connect,
+        "memory": bench_memory,
+        "fanout": bench_fanout,
+        "overhead": bench_overhead,
+    }
+    for name, bench in benches.items():
+        section_started = time.perf_counter()
+        print(f"[{name}] ...", file=sys.stderr, flush=True)
+        results[name] = bench(config, django_signal)
+        print(
+            f"[{name}] {time.perf_counter() - section_started:.1f} s", file=sys.stderr, flush=True
+        )
+    results["machine"]["run_seconds"] = time.perf_counter() - started
+    print(render(results), end="")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

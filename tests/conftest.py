@@ -31,7 +31,7 @@ def _leave_nothing_behind() -> Iterator[None]:
     yield
     sys.setswitchinterval(interval)
     # Without waiting: a test may leave a deliberately slow receiver running.
-    _pool.shutdown_default_pool(wait=False)
+    _pool.reset_default_pool(wait=False)
 
 
 @pytest.fixture

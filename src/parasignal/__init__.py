@@ -10,9 +10,25 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _pool
 from .dispatcher import Signal, receiver
 
-__all__ = ["Signal", "__version__", "receiver"]
+__all__ = ["Signal", "__version__", "receiver", "shutdown"]
+
+
+def shutdown(wait: bool = True, *, cancel_futures: bool = False) -> None:
+    """Shut down the shared default pool, for good.
+
+    Afterwards ``send_parallel`` and ``send_parallel_robust`` raise
+    :class:`RuntimeError` on every signal that uses the shared pool (those
+    with their own ``executor`` or ``max_workers`` are unaffected);
+    ``send`` and ``send_robust`` keep working. Receivers already started or
+    queued finish; with *wait*, this blocks until the pool's threads have
+    exited. With *cancel_futures*, receivers not yet started never start,
+    as in :meth:`Signal.shutdown`. Idempotent and thread-safe.
+    """
+    _pool.shutdown_default_pool(wait, cancel_futures=cancel_futures)
+
 
 try:
     __version__ = version("parasignal")

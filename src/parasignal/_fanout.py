@@ -1,14 +1,19 @@
 """The parallel fan-out engine behind ``send_parallel`` and ``send_parallel_robust``.
 
 One dispatch is a :class:`Batch`: the receivers to call, in connection order,
-and a slot for each one's outcome. Instead of one pool task per receiver
-(a ``submit()`` and ``result()`` each, about 80 times the cost of calling a
-no-op receiver), a batch posts a few *helper* tasks that claim receivers one
-at a time from a shared counter, in order, until none are left. Every helper
-that starts posts up to two more while unclaimed receivers outnumber the
-helpers still waiting to start, so helpers double until each slow receiver
-has a thread of its own (or the pool is full), while a batch of fast
-receivers is drained by the first one or two helpers before more are needed.
+and a slot for each one's outcome. Instead of one pool task per receiver (a
+``submit()`` and ``result()`` each, many times the cost of calling a no-op
+receiver), a batch posts a few *helper* tasks that claim receivers one at a
+time, in order, until none are left.
+
+The calling thread schedules: it posts one helper, then waits in short,
+growing steps (100 us, 200 us, ...). Whenever a step ends with receivers still
+unclaimed, the helpers it has are busy, so it posts more: one per unclaimed
+receiver if no receiver finished during the step (they wait on IO), else up
+to four per running helper (they are quick, and share the GIL). A batch of
+fast receivers is drained by the first helper before the first step ends, at
+the cost of one thread wake-up; slow receivers each get a thread of their own
+after the first step.
 
 Claiming in order gives ``send``'s failure semantics cheaply: when receiver
 *j* fails, every receiver before it has already been claimed and will finish,
@@ -23,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
 from ._events import emit_receiver_timeout
@@ -33,10 +38,16 @@ from ._pool import WorkerPool
 if TYPE_CHECKING:
     from .dispatcher import Signal
 
-__all__ = ["run_batch"]
+__all__ = ["Batch", "run_batch"]
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
+
+# The caller's first wait before it adds helpers, and the longest step.
+_FIRST_STEP_S: Final = 0.0001
+_LAST_STEP_S: Final = 0.01
+# How many helpers the caller may add per helper already running, per step.
+_GROWTH: Final = 4
 
 # Per-thread: how many batches this thread is draining right now (nested
 # dispatches from inside a receiver make it more than one).
@@ -89,23 +100,26 @@ class Batch:
         self.results: list[Any] = [_PENDING] * self.n
         # Indices not yet claimed, lowest last: list.pop() is atomic under the
         # GIL, so claiming needs no lock, and len() says how many are left.
+        # Receivers are claimed in order, so the first n - len() are claimed.
         self._unclaimed = list(range(self.n - 1, -1, -1))
         # Set (under _lock) once no receiver may start any more: a receiver
-        # failed in a way that ends the dispatch, the deadline passed, or the
-        # caller went away. Read without the lock: a helper that misses it by a
-        # few bytecodes starts a receiver that began concurrently with the
-        # failure, an interleaving send() semantics allow.
+        # failed in a way that ends the dispatch, the deadline passed, the
+        # pool was shut down with cancel_futures, or the caller answered.
+        # Helpers read it without the lock, before and after each claim.
         self.stop = False
         # Guards everything below. Never held while a receiver runs or a
         # helper is posted, so receivers may dispatch and connect freely.
         self._lock = threading.Lock()
         self._max_helpers = max_helpers
         self._posted = 0  # helpers posted (or being posted)
-        self._resolved = 0  # posted helpers that have started or were cancelled
-        self._running = 0  # helpers inside _drain right now
+        self._resolved = 0  # posted helpers that have started or were dropped
+        self._running = 0  # helpers inside drain() right now
         self._finished = 0  # receivers counted as finished by exited helpers
         self._first_failure = self.n  # lowest index in failures
         self.failures: dict[int, _Failure] = {}
+        # Receivers not yet started will never start: the pool was shut down
+        # with cancel_futures, or dropped our helpers unrun.
+        self.cancelled = False
         # True once the caller has answered: failures recorded after that are
         # logged by the helper that saw them, since nobody else will.
         self._abandoned = False
@@ -120,9 +134,8 @@ class Batch:
         """Post up to *count* more helpers; return how many were posted.
 
         Called without the lock. If the pool refuses (it was shut down), the
-        error propagates only when nothing was posted and the caller is not
-        itself able to drain the batch; otherwise the helpers already running
-        finish the batch.
+        error propagates only when no helper was ever posted; otherwise the
+        helpers already posted finish the batch.
         """
         with self._lock:
             count = min(count, self._max_helpers - self._posted)
@@ -137,8 +150,11 @@ class Batch:
         except RuntimeError:
             with self._lock:
                 self._posted -= count - posted
-                self._check_done_locked()
-            if posted == 0 and self._posted == 0:
+                nobody = self._posted == 0
+                release = self._update_locked()
+            if release:
+                self._done.release()
+            if nobody:
                 raise
         return posted
 
@@ -147,17 +163,24 @@ class Batch:
         with self._lock:
             self._resolved += 1
             self._running += 1
-            waiting = self._posted - self._resolved
-            grow = 0 if self.stop else min(2, len(self._unclaimed) - 1 - waiting)
-        if grow > 0:
-            self.post_helpers(grow)
         self.drain()
 
     def cancel(self) -> None:
-        """Account for this helper being dropped unrun (shutdown with cancel_futures)."""
+        """Account for this helper being dropped unrun (the pool's Task protocol)."""
         with self._lock:
             self._resolved += 1
-            self._check_done_locked()
+            release = self._update_locked()
+        if release:
+            self._done.release()
+
+    def cancel_unstarted(self) -> None:
+        """Never start the receivers that have not started (shutdown with cancel_futures)."""
+        with self._lock:
+            self.stop = True
+            self.cancelled = True
+            release = self._update_locked()
+        if release:
+            self._done.release()
 
     def join_as_helper(self) -> None:
         """Let the calling thread drain the batch too (re-entrant dispatch)."""
@@ -175,7 +198,7 @@ class Batch:
         _local.depth = getattr(_local, "depth", 0) + 1
         receivers = self.receivers
         results = self.results
-        claim = self._unclaimed.pop
+        unclaimed = self._unclaimed
         context = self.context
         signal = self.signal
         sender = self.sender
@@ -186,8 +209,15 @@ class Batch:
         try:
             while not self.stop:
                 try:
-                    index = claim()
+                    index = unclaimed.pop()
                 except IndexError:
+                    break
+                # Another thread may have set stop since the loop checked it
+                # (which mypy cannot know).
+                if self.stop:
+                    # Stopped between the check and the claim: give it back.
+                    # It is the lowest unclaimed index, so it goes last.
+                    unclaimed.append(index)  # type: ignore[unreachable]
                     break
                 ran += 1
                 receiver = receivers[index]
@@ -215,7 +245,9 @@ class Batch:
             with self._lock:
                 self._finished += ran
                 self._running -= 1
-                self._check_done_locked()
+                release = self._update_locked()
+            if release:
+                self._done.release()
 
     def _report(
         self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float, thread: str
@@ -233,6 +265,7 @@ class Batch:
         self, index: int, exc: BaseException, ctx: contextvars.Context, duration_ms: float
     ) -> None:
         failure = _Failure(exc, ctx, duration_ms, _thread_name())
+        release = False
         with self._lock:
             self.results[index] = _FAILED
             self.stop = True
@@ -240,7 +273,9 @@ class Batch:
             if not late:
                 self.failures[index] = failure
                 self._first_failure = min(self._first_failure, index)
-                self._check_done_locked()
+                release = self._update_locked()
+        if release:
+            self._done.release()
         if late:
             self.log_failure(index, failure)
 
@@ -257,29 +292,70 @@ class Batch:
             failure.thread,
         )
 
-    def _check_done_locked(self) -> None:
-        # Caller holds self._lock.
+    def _update_locked(self) -> bool:
+        """Decide whether the caller can answer now; True means release it.
+
+        Caller holds self._lock and, on True, must release ``_done`` once it
+        has let go of the lock (so the woken caller does not block on it).
+        """
         if self._signalled:
-            return
+            return False
+        if not self.cancelled and self._unclaimed and self._running == 0:
+            # Receivers remain but no helper is running and none is left to
+            # start: the pool dropped our helpers. Nothing more will start.
+            self.cancelled = self._resolved >= self._posted
         first = self._first_failure
-        # After a failure that ends the dispatch, only the receivers before it
-        # matter; otherwise every receiver must have finished.
-        done = _PENDING not in self.results[:first] if first < self.n else self._finished >= self.n
-        # No helper running and none left to start, yet receivers remain: the
-        # pool dropped our helpers. Wake the caller to account for them.
-        done = done or (self._running == 0 and self._resolved >= self._posted)
-        if done:
-            self._signalled = True
-            self._done.release()
+        if first < self.n:
+            # After a failure that ends the dispatch, only the receivers
+            # before it matter.
+            done = _PENDING not in self.results[:first]
+        elif self.cancelled:
+            # Only the receivers that started matter.
+            done = _PENDING not in self.results[: self.n - len(self._unclaimed)]
+        else:
+            done = self._finished >= self.n
+        self._signalled = done
+        return done
 
     # -- the caller's side ---------------------------------------------------
 
+    def _grow(self) -> None:
+        """Post more helpers: a step ended with receivers still unclaimed."""
+        with self._lock:
+            if self._posted > self._resolved:
+                # Helpers are still waiting for a thread: more would not
+                # start any sooner.
+                return
+            unclaimed = len(self._unclaimed)
+            # Each running helper holds at most one receiver, so if no more
+            # receivers were claimed than helpers run, none has finished in
+            # a whole step: they are slow (IO), give each one a helper.
+            # Otherwise they are quick: grow gently, the GIL is shared anyway.
+            slow = self.n - unclaimed <= self._running
+            count = unclaimed if slow else _GROWTH * max(1, self._running)
+        if count > 0 and not self.stop:
+            self.post_helpers(count)
+
     def wait(self, deadline: float | None) -> bool:
-        """Block until the caller can answer; False if *deadline* passed first."""
+        """Block until the caller can answer; False if *deadline* passed first.
+
+        While receivers remain unclaimed, wake up in growing steps to add
+        helpers (see the module docstring).
+        """
+        done = self._done
+        step = _FIRST_STEP_S
+        while self._unclaimed and not self.stop and self._posted < self._max_helpers:
+            timeout = step if deadline is None else min(step, deadline - time.monotonic())
+            if timeout <= 0:
+                return done.acquire(blocking=False)
+            if done.acquire(timeout=timeout):
+                return True
+            self._grow()
+            step = min(step * 2, _LAST_STEP_S)
         if deadline is None:
-            self._done.acquire()
+            done.acquire()
             return True
-        return self._done.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+        return done.acquire(timeout=max(deadline - time.monotonic(), 0.0))
 
     def settle(self, timed_out: bool) -> tuple[bool, list[Any], dict[int, _Failure]]:
         """Freeze the outcome: (timed out, a copy of the results, failures to report).
@@ -315,6 +391,7 @@ def _poster(executor: Executor | WorkerPool) -> tuple[Callable[[Batch], None], i
 
     def submit(batch: Batch) -> None:
         future: Future[None] = executor.submit(batch.run)
+        # A user's executor shut down with cancel_futures drops our helper.
         future.add_done_callback(lambda f: batch.cancel() if f.cancelled() else None)
 
     capacity = getattr(executor, "_max_workers", None)
@@ -351,20 +428,26 @@ def run_batch(
         max_helpers=min(len(receivers), capacity),
     )
     nested = _in_helper()
+    pool = executor if isinstance(executor, WorkerPool) else None
+    if pool is not None:
+        pool.track(batch)
     try:
-        batch.post_helpers(1)
-    except RuntimeError as exc:
-        if not nested:
-            raise RuntimeError(
-                f"{signal._display_name()}.{method}() could not start its receivers: {exc}"
-            ) from exc
-    if nested:
-        # Re-entrancy: this thread is itself a parasignal worker, and its pool
-        # may have no other free thread (max_workers=1, or all busy in the
-        # same way). Work on the batch here instead of only waiting for
-        # helpers that might never get a thread.
-        batch.join_as_helper()
-    timed_out, results, failures = batch.settle(not batch.wait(deadline))
+        try:
+            batch.post_helpers(2 if nested else 1)
+        except RuntimeError as exc:
+            if not nested:
+                msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}"
+                raise RuntimeError(msg) from exc
+        if nested:
+            # Re-entrancy: this thread is itself a parasignal worker, and its
+            # pool may have no other free thread (max_workers=1, or all busy
+            # the same way). Work on the batch here instead of only waiting
+            # for helpers that might never get a thread.
+            batch.join_as_helper()
+        timed_out, results, failures = batch.settle(not batch.wait(deadline))
+    finally:
+        if pool is not None:
+            pool.untrack(batch)
     return _answer(batch, results, failures, timed_out, timeout)
 
 
@@ -382,8 +465,7 @@ def _answer(
     raised: int | None = None
     if failures:
         first = min(failures)
-        earlier_unfinished = [i for i in unfinished if i < first]
-        if not earlier_unfinished:
+        if not any(i < first for i in unfinished):
             raised = first
     for index, failure in failures.items():
         if index != raised:
@@ -396,29 +478,28 @@ def _answer(
         finally:
             # Break the exception -> traceback -> this frame -> exception cycle.
             del exc, failures
-    if unfinished:
-        if timed_out:
-            for index in unfinished:
-                emit_receiver_timeout(
-                    signal=signal._display_name(),
-                    receiver=receivers[index],
-                    sender=batch.sender,
-                    method=batch.method,
-                    timeout_s=timeout if timeout is not None else math.inf,
-                )
-            reason = f"did not finish within the {timeout} s deadline"
-        else:
-            reason = "never started because the worker pool was shut down"
-        if not batch.robust:
-            err = TimeoutError if timed_out else RuntimeError
-            raise err(
-                f"{signal._display_name()}.{batch.method}(): {len(unfinished)} "
-                f"receiver(s) {reason}: {_format_names(receivers, unfinished)}."
-            )
-        exc_type = TimeoutError if timed_out else RuntimeError
+    if not unfinished:
+        return list(zip(receivers, results, strict=True))
+    where = f"{signal._display_name()}.{batch.method}()"
+    if timed_out:
         for index in unfinished:
-            results[index] = exc_type(
-                f"Receiver {describe_receiver(receivers[index])} {reason} "
-                f"({signal._display_name()}.{batch.method}())."
+            emit_receiver_timeout(
+                signal=signal._display_name(),
+                receiver=receivers[index],
+                sender=batch.sender,
+                method=batch.method,
+                timeout_s=timeout if timeout is not None else math.inf,
             )
+        error: type[Exception] = TimeoutError
+        reason = f"did not finish within the {timeout} s deadline"
+    else:
+        error = CancelledError
+        reason = "never started: the worker pool was shut down with cancel_futures=True"
+    if not batch.robust:
+        msg = f"{where}: {len(unfinished)} receiver(s) {reason}: "
+        raise error(msg + _format_names(receivers, unfinished) + ".")
+    for index in unfinished:
+        results[index] = error(
+            f"Receiver {describe_receiver(receivers[index])} {reason} ({where})."
+        )
     return list(zip(receivers, results, strict=True))

@@ -1,29 +1,55 @@
 """The worker threads behind ``send_parallel``: per-signal pools and the shared default.
 
 A :class:`WorkerPool` is deliberately smaller than
-:class:`concurrent.futures.ThreadPoolExecutor`: parasignal posts a handful of
+:class:`concurrent.futures.ThreadPoolExecutor`: parasignal posts a few
 long-lived *helper* tasks per dispatch and tracks completion itself, so it
-needs no :class:`~concurrent.futures.Future` per task. Posting costs a lock
-round-trip and a queue put; threads start lazily, up to ``max_workers``, and
-are daemon threads so that a receiver that never returns cannot block
-interpreter exit (the gh-80961 hang of ``ThreadPoolExecutor``).
+needs no :class:`~concurrent.futures.Future` per task. Threads start lazily,
+up to ``max_workers``.
+
+Life cycle (see the README, "Life cycle"):
+
+* Workers are daemon threads, so a receiver that never returns cannot block
+  interpreter exit (the gh-80961 hang of ``ThreadPoolExecutor``). At exit,
+  every pool finishes the work already queued and running for up to
+  :data:`EXIT_GRACE_SECONDS`, then the process exits regardless.
+* In a child process forked after pools were used, the parent's workers do not
+  exist: every pool is forgotten and the shared one is created afresh on first
+  use. (Signals renew their own pools and locks; see ``dispatcher``.)
+* When callers outnumber workers, tasks wait in one FIFO queue; a dispatch
+  queues at most one helper per worker, never one task per receiver.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import os
 import queue
 import sys
 import threading
+import time
 import traceback
-from typing import Protocol
+import weakref
+from typing import Final, Protocol
 
-__all__ = ["DEFAULT_MAX_WORKERS", "Task", "WorkerPool", "default_pool", "shutdown_default_pool"]
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "EXIT_GRACE_SECONDS",
+    "Task",
+    "WorkerPool",
+    "default_pool",
+    "reset_default_pool",
+    "shutdown_default_pool",
+]
 
 #: Size of the shared default pool. Receivers are expected to wait on IO, not
 #: burn CPU, so this is far above ``ThreadPoolExecutor``'s ``min(32, cpu + 4)``:
 #: 32 receivers each sleeping 0.2 s finish together in about 0.2 s.
-DEFAULT_MAX_WORKERS = 64
+DEFAULT_MAX_WORKERS: Final = 64
+
+#: At interpreter exit, how long running and queued receivers may take to
+#: finish before the process exits anyway.
+EXIT_GRACE_SECONDS: Final = 2.0
 
 
 class Task(Protocol):
@@ -32,6 +58,12 @@ class Task(Protocol):
     def run(self) -> None: ...
 
     def cancel(self) -> None: ...
+
+    def cancel_unstarted(self) -> None: ...
+
+
+# Every pool that may have threads, for interpreter exit and fork.
+_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 class WorkerPool:
@@ -46,8 +78,8 @@ class WorkerPool:
         self.name_prefix = name_prefix
         self._queue: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._names = itertools.count()
-        # Guards _threads, _idle, _backlog and _shutdown. Held only for
-        # bookkeeping: never while a task runs.
+        # Guards _threads, _idle, _backlog, _tracked and _shutdown. Held only
+        # for bookkeeping: never while a task runs.
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
         # Workers that have promised to take the next queued task without a new
@@ -55,7 +87,10 @@ class WorkerPool:
         self._idle = 0
         # Tasks queued while every worker was busy and no thread could start.
         self._backlog = 0
+        # Dispatches in flight on this pool, for shutdown(cancel_futures=True).
+        self._tracked: set[Task] = set()
         self._shutdown = False
+        _pools.add(self)
 
     def post(self, task: Task) -> None:
         """Queue *task* to run on a worker thread.
@@ -65,8 +100,8 @@ class WorkerPool:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError(
-                    f"The parasignal worker pool {self.name_prefix!r} has been shut down; "
-                    "it cannot run new receivers."
+                    f"the worker pool {self.name_prefix!r} has been shut down and "
+                    "accepts no new receivers"
                 )
             self._queue.put(task)
             if self._idle:
@@ -75,6 +110,16 @@ class WorkerPool:
                 self._start_worker_locked()
             else:
                 self._backlog += 1
+
+    def track(self, task: Task) -> None:
+        """Remember a dispatch in flight, so shutdown can cancel what it has not started."""
+        with self._lock:
+            self._tracked.add(task)
+
+    def untrack(self, task: Task) -> None:
+        """Forget a dispatch that has answered."""
+        with self._lock:
+            self._tracked.discard(task)
 
     def _start_worker_locked(self) -> None:
         # Caller holds self._lock.
@@ -112,56 +157,136 @@ class WorkerPool:
         with self._lock:
             return len(self._threads)
 
+    @property
+    def is_shutdown(self) -> bool:
+        """Whether :meth:`shutdown` has been called."""
+        return self._shutdown
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks and let the workers exit once the queue drains.
 
-        With *cancel_futures*, tasks still queued are not run: each gets
-        ``cancel()`` instead. With *wait*, block until every worker has exited
-        (a worker calling this on its own pool never waits for itself). It is
-        safe to call this several times and from several threads.
+        With *cancel_futures*, receivers that have not started never start:
+        queued helpers get ``cancel()`` and dispatches in flight get
+        ``cancel_unstarted()``. With *wait*, block until every worker has
+        exited (a worker calling this on its own pool never waits for itself).
+        Safe to call several times and from several threads.
         """
         with self._lock:
             self._shutdown = True
             threads = list(self._threads)
+            tracked = list(self._tracked) if cancel_futures else []
         if cancel_futures:
+            for task in tracked:
+                task.cancel_unstarted()
             while True:
                 try:
-                    task = self._queue.get_nowait()
+                    queued = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if task is not None:
-                    task.cancel()
+                if queued is not None:
+                    queued.cancel()
         # One sentinel per worker that may still be reading the queue: each
         # worker consumes exactly one and exits.
         for _ in threads:
             self._queue.put(None)
         if wait:
-            me = threading.current_thread()
-            for thread in threads:
-                if thread is not me:
-                    thread.join()
+            self.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the workers of a shut-down pool to exit; False if *timeout* passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        me = threading.current_thread()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is me:
+                continue
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
+        return True
+
+    def _forget_after_fork(self) -> None:
+        # In a forked child: the parent's workers do not exist here, and the
+        # lock may have been held by one of them at the fork.
+        self._lock = threading.Lock()
+        self._threads = set()
+        self._idle = self._backlog = 0
+        self._tracked = set()
+        self._queue = queue.SimpleQueue()
+        self._shutdown = True
 
 
-_default_lock = threading.Lock()  # guards _default
+_default_lock = threading.Lock()  # guards _default and _default_closed
 _default: WorkerPool | None = None
+# Set by parasignal.shutdown(): the shared pool is gone for good.
+_default_closed = False
 
 
 def default_pool() -> WorkerPool:
-    """Return the process-wide shared pool, creating it on first use."""
+    """Return the process-wide shared pool, creating it on first use.
+
+    Raises :class:`RuntimeError` after :func:`shutdown_default_pool`.
+    """
     global _default  # noqa: PLW0603 - the one shared pool is process-wide state by design
     pool = _default
     if pool is not None:
         return pool
     with _default_lock:
+        if _default_closed:
+            raise RuntimeError(
+                "the shared parasignal pool has been shut down (parasignal.shutdown())"
+            )
         if _default is None:
             _default = WorkerPool(DEFAULT_MAX_WORKERS, "parasignal")
         return _default
 
 
 def shutdown_default_pool(wait: bool = True, *, cancel_futures: bool = False) -> None:
-    """Shut down the shared pool; the next ``send_parallel`` starts a fresh one."""
-    global _default
+    """Shut the shared pool down for good (``parasignal.shutdown``)."""
+    global _default, _default_closed  # noqa: PLW0603 - see default_pool
     with _default_lock:
         pool, _default = _default, None
+        _default_closed = True
     if pool is not None:
         pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def reset_default_pool(wait: bool = True) -> None:
+    """Shut the shared pool down and let the next dispatch start a fresh one.
+
+    For tests: after it, the process is as if no parallel dispatch had run.
+    """
+    global _default, _default_closed  # noqa: PLW0603 - see default_pool
+    with _default_lock:
+        pool, _default = _default, None
+        _default_closed = False
+    if pool is not None:
+        pool.shutdown(wait)
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    # Registered at import, so it runs after the atexit handlers the
+    # application registers later (atexit is last-in, first-out), which may
+    # still dispatch. Non-daemon threads have been joined by now.
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+    pools = list(_pools)
+    for pool in pools:
+        pool.shutdown(wait=False)
+    for pool in pools:
+        if not pool.join(max(0.0, deadline - time.monotonic())):
+            return  # out of grace: daemon workers end with the process
+
+
+def _after_fork_in_child() -> None:
+    global _default, _default_lock  # noqa: PLW0603 - renewing process-wide state in a child
+    _default_lock = threading.Lock()
+    _default = None
+    for pool in list(_pools):
+        pool._forget_after_fork()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import os
 import sys
 import threading
 import weakref
@@ -75,6 +76,24 @@ class _DeadFlag:
 
     def __call__(self, _reference: object) -> None:
         self.raised = True
+
+
+# Every live signal, so that a forked child can renew their locks and pools.
+_signals: weakref.WeakSet[Signal] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's other threads do not exist in the child: a lock one of
+    # them held at the fork would never be released, and the pool threads are
+    # gone. Fresh locks; pools are started again on first use.
+    for signal in list(_signals):
+        signal.lock = threading.Lock()
+        signal._pool_lock = threading.Lock()
+        signal._pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _FailureDetails(NamedTuple):
@@ -245,8 +264,10 @@ class Signal:
         # Guards _pool: creating the signal's own pool.
         self._pool_lock = threading.Lock()
         self._pool: WorkerPool | None = None
+        self._closed = False  # set by shutdown(); guarded by _pool_lock
         self._origin = _definition_site(self)
         self._found_name: str | None = None
+        _signals.add(self)
 
     @property
     def receivers(self) -> list[Any]:
@@ -580,11 +601,21 @@ class Signal:
     def _send_parallel(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
     ) -> list[tuple[Callable[..., Any], Any]]:
+        if self._closed:
+            raise RuntimeError(
+                f"{self._display_name()}.{method}() cannot run: the signal has been shut "
+                "down (Signal.shutdown()). send() and send_robust() still work."
+            )
         if not self._receivers:
             return []
         receivers = self._live_receivers(sender)
         if not receivers:
             return []
+        try:
+            executor = self._dispatch_executor()
+        except RuntimeError as exc:
+            msg = f"{self._display_name()}.{method}() cannot run: {exc}."
+            raise RuntimeError(msg) from exc
         return run_batch(
             self,
             receivers,
@@ -592,7 +623,7 @@ class Signal:
             named,
             robust=robust,
             method=method,
-            executor=self._dispatch_executor(),
+            executor=executor,
             timeout=self.timeout,
         )
 
@@ -606,6 +637,9 @@ class Signal:
             with self._pool_lock:
                 pool = self._pool
                 if pool is None:
+                    if self._closed:
+                        msg = "the signal has been shut down"
+                        raise RuntimeError(msg)
                     pool = self._pool = WorkerPool(
                         self.max_workers, f"parasignal-{self._display_name()}"
                     )
@@ -613,6 +647,32 @@ class Signal:
                     # signal that is garbage-collected can release them.
                     weakref.finalize(self, pool.shutdown, wait=False)
         return pool
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop parallel dispatch on this signal and release its own pool.
+
+        Afterwards :meth:`send_parallel` and :meth:`send_parallel_robust`
+        raise :class:`RuntimeError` naming the signal; :meth:`send` and
+        :meth:`send_robust` keep working. The signal's own pool (from
+        *max_workers*) finishes the receivers already started or queued and
+        its threads exit; with *wait*, this blocks until they have. A user's
+        *executor*, and the shared default pool, are left alone.
+
+        With *cancel_futures*, receivers of dispatches in flight on the
+        signal's own pool that have not started never start: a pending
+        :meth:`send_parallel_robust` gives each of them a
+        :class:`concurrent.futures.CancelledError` instance as its response,
+        and a pending :meth:`send_parallel` raises ``CancelledError`` naming
+        them (or the exception of a receiver that failed before them).
+
+        Idempotent and thread-safe; may be called from a receiver, which then
+        does not wait for its own thread.
+        """
+        with self._pool_lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait, cancel_futures=cancel_futures)
 
     # -- failure reporting ------------------------------------------------------
 
