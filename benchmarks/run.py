@@ -476,6 +476,63 @@ def bench_overhead(config: Config, django_signal: SignalFactory | None) -> dict[
     return timer_results(timers)
 
 
+SATURATION_PENDING: Final = 10_000
+SATURATION_WORKERS: Final = 4
+
+
+def measure_saturation(callers: int) -> dict[str, Any]:
+    """Memory while SATURATION_PENDING receivers wait for SATURATION_WORKERS threads.
+
+    The receivers block until released, so every worker is busy and the rest
+    of the receivers, split among *callers* concurrent dispatches, are pending.
+    """
+    per_caller = SATURATION_PENDING // callers
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocker(**kwargs: Any) -> None:
+        started.release()
+        release.wait(60)
+
+    receivers = [partial(blocker) for _ in range(per_caller)]
+    signal = parasignal.Signal(max_workers=SATURATION_WORKERS)
+    for receiver in receivers:
+        signal.connect(receiver, weak=False)
+    threads = [
+        threading.Thread(target=signal.send_parallel_robust, args=(None,)) for _ in range(callers)
+    ]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for thread in threads:
+        thread.start()
+    for _ in range(SATURATION_WORKERS):
+        started.acquire(timeout=60)
+    # Let every caller post its first helper and settle into waiting.
+    time.sleep(0.2)
+    during, peak = tracemalloc.get_traced_memory()
+    pool = signal._pool
+    worker_threads = pool.thread_count if pool is not None else 0
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    tracemalloc.stop()
+    signal.shutdown()
+    return {
+        "callers": callers,
+        "pending": SATURATION_PENDING - SATURATION_WORKERS,
+        "bytes_during": during - before,
+        "bytes_peak": peak - before,
+        "worker_threads": worker_threads,
+    }
+
+
+def bench_saturation(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
+    """Bounded memory when callers and receivers far outnumber workers."""
+    del config, django_signal  # the same in every mode; no Django counterpart
+    return {str(callers): measure_saturation(callers) for callers in (1, 100)}
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -764,6 +821,43 @@ def render_overhead(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_saturation(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for entry in results["saturation"].values():
+        pending = entry["pending"]
+        rows.append(
+            [
+                f"{entry['callers']}",
+                f"{pending:,}",
+                f"{entry['worker_threads']}",
+                f"{entry['bytes_during'] / 1024:,.0f} KiB",
+                fmt(entry["bytes_during"] / pending, " B"),
+                f"{entry['bytes_peak'] / 1024:,.0f} KiB",
+            ]
+        )
+    return [
+        "## 6. Saturation: 10,000 receivers waiting for 4 workers",
+        "",
+        (
+            f"`Signal(max_workers={SATURATION_WORKERS})`, receivers blocked until released; "
+            "tracemalloc growth while they wait (receivers themselves excluded). A dispatch "
+            "queues at most one helper per worker, never one task per receiver."
+        ),
+        "",
+        *table(
+            [
+                "concurrent callers",
+                "pending receivers",
+                "worker threads",
+                "memory while pending",
+                "per pending receiver",
+                "peak",
+            ],
+            rows,
+        ),
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     sections = [
         ["# parasignal vs django.dispatch"],
@@ -773,6 +867,7 @@ def render(results: dict[str, Any]) -> str:
         render_memory(results),
         render_fanout(results),
         render_overhead(results),
+        render_saturation(results),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
@@ -809,6 +904,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "memory": bench_memory,
         "fanout": bench_fanout,
         "overhead": bench_overhead,
+        "saturation": bench_saturation,
     }
     for name, bench in benches.items():
         section_started = time.perf_counter()

@@ -128,22 +128,40 @@ class _Snapshot:
     length; every change made through the API changes one or the other.
     """
 
-    __slots__ = ("_entries", "any_sender", "length", "per_sender", "source", "specific")
+    __slots__ = (
+        "_getters",
+        "_sender_keys",
+        "any_sender",
+        "length",
+        "per_sender",
+        "source",
+        "specific",
+    )
 
     def __init__(self, receivers: list[Any]) -> None:
         self.source = receivers
         self.length = len(receivers)
-        entries = [(key[1], _getter(ref)) for key, ref, *_ in receivers]
-        self.any_sender = tuple(get for skey, get in entries if skey == NONE_ID)
-        self.specific = frozenset(skey for skey, _ in entries if skey != NONE_ID)
+        sender_keys = tuple(entry[0][1] for entry in receivers)
+        getters = tuple(_getter(entry[1]) for entry in receivers)
+        self.specific = frozenset(k for k in sender_keys if k != NONE_ID)
+        if self.specific:
+            self.any_sender = tuple(
+                g for k, g in zip(sender_keys, getters, strict=True) if k == NONE_ID
+            )
+            self._sender_keys, self._getters = sender_keys, getters
+        else:
+            # The common case: every receiver listens to every sender, and
+            # one tuple serves all sends.
+            self.any_sender = getters
+            self._sender_keys = self._getters = ()
         # Built on demand, one per sender key that has receivers of its own.
         self.per_sender: dict[object, tuple[_Getter, ...]] = {}
-        self._entries = entries
 
     def for_sender_key(self, skey: object) -> tuple[_Getter, ...]:
         getters = self.per_sender.get(skey)
         if getters is None:
-            getters = tuple(g for k, g in self._entries if k in (NONE_ID, skey))
+            pairs = zip(self._sender_keys, self._getters, strict=True)
+            getters = tuple(g for k, g in pairs if k in (NONE_ID, skey))
             self.per_sender[skey] = getters
         return getters
 
