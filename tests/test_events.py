@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ TIMEOUT_KEYS = {"event", "log_level", "signal", "receiver", "sender", "method", 
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Capture events as an application would see them, contextvars merged in."""
     capture = LogCapture()
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
@@ -68,7 +68,7 @@ class Holder:
 
 
 def test_send_robust_failure_emits_one_error_event_with_every_key(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     named_signal.connect(failing)
     try:
@@ -91,7 +91,7 @@ def test_send_robust_failure_emits_one_error_event_with_every_key(
 
 
 def test_send_parallel_robust_failure_is_logged_from_the_worker_thread(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     signal = Signal(name="s")
     signal.connect(ok)
@@ -106,7 +106,7 @@ def test_send_parallel_robust_failure_is_logged_from_the_worker_thread(
 
 
 def test_the_failure_raised_by_send_parallel_is_not_also_logged(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     signal = Signal(name="s")
     signal.connect(failing)
@@ -115,7 +115,7 @@ def test_the_failure_raised_by_send_parallel_is_not_also_logged(
     assert logs == []
 
 
-def test_send_raises_without_logging(logs: list[dict[str, Any]]) -> None:
+def test_send_raises_without_logging(logs: list[MutableMapping[str, Any]]) -> None:
     signal = Signal(name="s")
     signal.connect(failing)
     with pytest.raises(ValueError, match="boom"):
@@ -124,7 +124,7 @@ def test_send_raises_without_logging(logs: list[dict[str, Any]]) -> None:
 
 
 def test_failures_after_the_raised_one_are_logged_never_lost(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     first_may_fail = threading.Event()
     second_failed = threading.Event()
@@ -142,7 +142,12 @@ def test_failures_after_the_raised_one_are_logged_never_lost(
     signal = Signal(name="s")
     signal.connect(first)
     signal.connect(second)
-    releaser = threading.Thread(target=lambda: (second_failed.wait(5), first_may_fail.set()))
+
+    def release_first_once_second_failed() -> None:
+        assert second_failed.wait(5)
+        first_may_fail.set()
+
+    releaser = threading.Thread(target=release_first_once_second_failed)
     releaser.start()
     with pytest.raises(KeyError, match="first"):
         signal.send_parallel(sender=None)
@@ -154,7 +159,7 @@ def test_failures_after_the_raised_one_are_logged_never_lost(
 
 
 def test_a_receiver_still_running_when_send_parallel_raises_is_logged_when_it_fails(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     release = threading.Event()
     started = threading.Event()
@@ -185,7 +190,7 @@ def test_a_receiver_still_running_when_send_parallel_raises_is_logged_when_it_fa
 
 @pytest.mark.parametrize("method", ["send_parallel", "send_parallel_robust"])
 def test_each_receiver_unfinished_at_the_deadline_gets_a_warning_event(
-    logs: list[dict[str, Any]], method: str
+    logs: list[MutableMapping[str, Any]], method: str
 ) -> None:
     release = threading.Event()
 
@@ -214,7 +219,7 @@ def test_each_receiver_unfinished_at_the_deadline_gets_a_warning_event(
 
 
 def test_a_receiver_that_fails_after_the_deadline_is_logged_as_failed(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     release = threading.Event()
 
@@ -247,7 +252,9 @@ def two_args(prefix: str, **kwargs: Any) -> None:
     raise ValueError(prefix)
 
 
-def test_receiver_names_work_for_every_kind_of_callable(logs: list[dict[str, Any]]) -> None:
+def test_receiver_names_work_for_every_kind_of_callable(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
     service = Service()
     anonymous = lambda **kwargs: 1 / 0  # noqa: E731 - a lambda is the point
     receivers: list[Callable[..., Any]] = [
@@ -273,7 +280,7 @@ def test_receiver_names_work_for_every_kind_of_callable(logs: list[dict[str, Any
     assert names == expected * 2
 
 
-def test_sender_repr_is_cut_to_200_characters(logs: list[dict[str, Any]]) -> None:
+def test_sender_repr_is_cut_to_200_characters(logs: list[MutableMapping[str, Any]]) -> None:
     signal = Signal(name="s")
     signal.connect(failing)
     signal.send_robust(sender="x" * 1000)
@@ -282,7 +289,7 @@ def test_sender_repr_is_cut_to_200_characters(logs: list[dict[str, Any]]) -> Non
     assert event["sender"].startswith("'xxx")
 
 
-def test_a_sender_whose_repr_fails_is_still_reported(logs: list[dict[str, Any]]) -> None:
+def test_a_sender_whose_repr_fails_is_still_reported(logs: list[MutableMapping[str, Any]]) -> None:
     class Unprintable:
         def __repr__(self) -> str:
             raise RuntimeError
@@ -294,7 +301,7 @@ def test_a_sender_whose_repr_fails_is_still_reported(logs: list[dict[str, Any]])
     assert "Unprintable" in event["sender"]
 
 
-def test_named_argument_values_are_never_logged(logs: list[dict[str, Any]]) -> None:
+def test_named_argument_values_are_never_logged(logs: list[MutableMapping[str, Any]]) -> None:
     release = threading.Event()
 
     def stuck(**kwargs: Any) -> None:
@@ -315,7 +322,7 @@ def test_named_argument_values_are_never_logged(logs: list[dict[str, Any]]) -> N
 
 
 def test_bound_request_id_appears_in_events_from_worker_threads(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     signal = Signal(name="s")
     signal.connect(failing)
@@ -325,9 +332,7 @@ def test_bound_request_id_appears_in_events_from_worker_threads(
         signal.send_parallel_robust(sender=None)
         signal.send_robust(sender=None)
 
-    threads = [
-        threading.Thread(target=handle_request, args=(f"req-{i}",)) for i in range(8)
-    ]
+    threads = [threading.Thread(target=handle_request, args=(f"req-{i}",)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -341,7 +346,7 @@ def test_bound_request_id_appears_in_events_from_worker_threads(
 
 
 def test_late_failure_event_carries_the_request_id_of_its_dispatch(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     release = threading.Event()
 
@@ -360,7 +365,7 @@ def test_late_failure_event_carries_the_request_id_of_its_dispatch(
     assert [e["request_id"] for e in logs] == ["abc", "abc"]
 
 
-def test_a_subclass_can_report_failures_its_own_way(logs: list[dict[str, Any]]) -> None:
+def test_a_subclass_can_report_failures_its_own_way(logs: list[MutableMapping[str, Any]]) -> None:
     seen: list[tuple[object, BaseException, str]] = []
 
     class Reporting(Signal):
@@ -378,7 +383,7 @@ def test_a_subclass_can_report_failures_its_own_way(logs: list[dict[str, Any]]) 
 
 
 def test_default_signal_name_is_the_module_attribute_it_is_bound_to(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     module_signal.connect(failing)
     try:
@@ -389,7 +394,7 @@ def test_default_signal_name_is_the_module_attribute_it_is_bound_to(
 
 
 def test_default_signal_name_falls_back_to_where_it_was_defined(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
 ) -> None:
     Holder.class_signal.connect(failing)
     try:

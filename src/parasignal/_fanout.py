@@ -214,7 +214,7 @@ class Batch:
                     break
                 # Another thread may have set stop since the loop checked it
                 # (which mypy cannot know).
-                if self.stop:
+                if self.stop and not self._still_owed(index):  # type: ignore[unreachable]
                     # Stopped between the check and the claim: give it back.
                     # It is the lowest unclaimed index, so it goes last.
                     unclaimed.append(index)  # type: ignore[unreachable]
@@ -248,6 +248,16 @@ class Batch:
                 release = self._update_locked()
             if release:
                 self._done.release()
+
+    def _still_owed(self, index: int) -> bool:
+        """Whether a receiver claimed just as the batch stopped must still run.
+
+        It must if the stop is a later receiver's failure: it was claimed
+        before that receiver, so ``send`` would have called it, and the
+        caller waits for it. After a timeout or a cancellation it must not.
+        """
+        with self._lock:
+            return not (self.cancelled or self._abandoned) and index < self._first_failure
 
     def _report(
         self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float, thread: str
