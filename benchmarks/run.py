@@ -1,12 +1,14 @@
-"""Benchmark parasignal against django.dispatch, side by side, in one run.
+"""Benchmark parasignal against django.dispatch, blinker, psygnal and pyee, in one run.
 
 Usage::
 
-    python benchmarks/run.py [--quick] [--json PATH]
+    python benchmarks/run.py [--quick] [--json PATH] [--chart PATH]
 
 Prints a markdown report on stdout; ``--json PATH`` also writes the raw
-figures (every sample, not only the medians). Django is optional (the
-``bench`` extra): without it every Django column says "absent".
+figures (every sample, not only the medians); ``--chart PATH`` writes a PNG
+chart (default ``benchmarks/results.png``, when matplotlib is installed).
+Every peer is optional (the ``bench`` extra): an absent peer's columns say
+"absent" and the report lists it in a note.
 
 Every timing is the median of several samples, and parasignal and Django
 samples are taken in alternation (round-robin, with the order rotated each
@@ -41,6 +43,8 @@ from typing import Any, Final, NamedTuple, TypeVar
 import parasignal
 
 ABSENT: Final = "absent"
+PEER_MODULES: Final = ("blinker", "psygnal", "pyee")
+DEFAULT_CHART: Final = Path(__file__).resolve().parent / "results.png"
 Receiver = Callable[..., Any]
 SignalFactory = Callable[[], Any]
 T = TypeVar("T")
@@ -62,6 +66,7 @@ class Config:
     fanout_rounds: int  # samples per send_parallel case (section 4)
     slow_rounds: int  # samples of Django's sequential send/asend (section 4)
     overhead_rounds: int  # samples per overhead case (section 5)
+    peer_connect_rounds: int  # samples of each peer's 100k connect (section 7)
 
 
 DEFAULT = Config(
@@ -77,6 +82,7 @@ DEFAULT = Config(
     fanout_rounds=21,
     slow_rounds=2,
     overhead_rounds=25,
+    peer_connect_rounds=3,
 )
 
 QUICK = Config(
@@ -92,6 +98,7 @@ QUICK = Config(
     fanout_rounds=9,
     slow_rounds=1,
     overhead_rounds=7,
+    peer_connect_rounds=1,
 )
 
 SEND_COUNTS: Final = (0, 1, 10, 100)
@@ -111,6 +118,93 @@ def load_django() -> tuple[str | None, SignalFactory | None]:
         return None, None
     signal_class: SignalFactory = dispatch.Signal
     return str(django.get_version()), signal_class
+
+
+class Peer(NamedTuple):
+    """How to drive one peer library with a common vocabulary."""
+
+    key: str
+    label: str
+    version: str
+    new: Callable[[], Any]  # a fresh signal / emitter
+    connect: Callable[[Any, Receiver], object]  # connect one receiver, held as the peer does
+    send_stmt: str  # timeit statement dispatching once with no payload, using ``send``
+    send_attr: str  # the attribute of the signal bound as ``send``
+
+
+def load_peers() -> tuple[dict[str, Peer], dict[str, str]]:
+    """The installed peers (blinker, psygnal, pyee), and the versions of all peers found.
+
+    Returns ``(peers, versions)``; an absent peer is missing from both.
+    """
+    peers: dict[str, Peer] = {}
+    versions: dict[str, str] = {}
+    for name in PEER_MODULES:
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        versions[name] = package_version(name)
+        if name == "blinker":
+            peers[name] = Peer(
+                name,
+                "blinker `Signal.send(None)`",
+                versions[name],
+                module.Signal,
+                lambda signal, r: signal.connect(r),
+                "send(None)",
+                "send",
+            )
+        elif name == "psygnal":
+            peers[name] = Peer(
+                name,
+                "psygnal `SignalInstance.emit()`",
+                versions[name],
+                partial(module.SignalInstance, ()),
+                lambda signal, r: signal.connect(r),
+                "send()",
+                "emit",
+            )
+        else:
+            peers[name] = Peer(
+                name,
+                "pyee `EventEmitter.emit(event)`",
+                versions[name],
+                module.EventEmitter,
+                lambda emitter, r: emitter.add_listener("order_placed", r),
+                "send('order_placed')",
+                "emit",
+            )
+    return peers, versions
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.import_module("importlib.metadata").version(name)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a version is only informative
+        return "unknown"
+
+
+def load_matplotlib() -> Any:
+    """matplotlib.pyplot with the Agg backend, or None when matplotlib is absent."""
+    try:
+        matplotlib: Any = importlib.import_module("matplotlib")
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    return importlib.import_module("matplotlib.pyplot")
+
+
+def make_positional_noops(n: int) -> list[Receiver]:
+    """*n* distinct no-op receivers taking any arguments (blinker, psygnal, pyee)."""
+
+    def factory() -> Receiver:
+        def receiver(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return receiver
+
+    return [factory() for _ in range(n)]
 
 
 def make_noops(n: int) -> list[Receiver]:
@@ -218,12 +312,20 @@ def timer_results(timers: dict[str, MicroTimer]) -> dict[str, Any]:
 # -- 1. send() ---------------------------------------------------------------
 
 
-def bench_send(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
-    """µs per send(None) and send(None, payload=1) at 0/1/10/100 receivers."""
+def bench_send(
+    config: Config, django_signal: SignalFactory | None, peers: dict[str, Peer] | None = None
+) -> dict[str, Any]:
+    """µs per send(None) and send(None, payload=1) at 0/1/10/100 receivers.
+
+    Each peer's no-payload dispatch is sampled in the same group as
+    parasignal's and Django's ``send(None)``.
+    """
     impls: dict[str, SignalFactory] = {"parasignal": parasignal.Signal}
     if django_signal is not None:
         impls["django"] = django_signal
     receivers = make_noops(max(SEND_COUNTS))
+    positional = make_positional_noops(max(SEND_COUNTS))
+    keep_alive: list[Any] = []
     statements = {"none": "send(None)", "payload": "send(None, payload=1)"}
     signals: dict[tuple[str, int], Any] = {}
     for count in SEND_COUNTS:
@@ -241,6 +343,18 @@ def bench_send(config: Config, django_signal: SignalFactory | None) -> dict[str,
                     stmt, namespace, config.sample_seconds
                 )
                 group.append(timer)
+            if args == "none":
+                for peer in (peers or {}).values():
+                    signal = peer.new()
+                    for receiver in positional[:count]:
+                        peer.connect(signal, receiver)
+                    keep_alive.append(signal)
+                    namespace = {"send": getattr(signal, peer.send_attr)}
+                    exec(peer.send_stmt, namespace)  # warm up  # noqa: S102
+                    timer = timers[f"{peer.key}/{count}/none"] = MicroTimer(
+                        peer.send_stmt, namespace, config.sample_seconds
+                    )
+                    group.append(timer)
             groups.append(group)
     run_interleaved(groups, config.send_rounds)
     return timer_results(timers)
@@ -366,15 +480,95 @@ def time_once(call: Callable[[], object]) -> float:
         return time.perf_counter() - started
 
 
+def run_asend(signal: Any) -> object:
+    return asyncio.run(signal.asend(None))
+
+
+FANOUT_COUNTS: Final = (8, 32, 128)
+
+
 class FanoutCase(NamedTuple):
     call: Callable[[], object]
     ideal: float  # seconds, if every receiver had a thread of its own when possible
     slow: bool  # sequential Django dispatch: sampled only config.slow_rounds times
 
 
+class Latch:
+    """Counts receivers down to zero: how to wait for a fire-and-forget emitter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left = 0
+        self.done = threading.Event()
+
+    def arm(self, count: int) -> None:
+        self._left = count
+        self.done.clear()
+
+    def count_down(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+
+def threadpool_fanout(executor: ThreadPoolExecutor, receivers: Sequence[Receiver]) -> None:
+    """One task per receiver on a plain ThreadPoolExecutor; wait for them all."""
+    futures = [executor.submit(receiver) for receiver in receivers]
+    for future in futures:
+        future.result()
+
+
+def pyee_fanout_case(
+    pyee_executor_class: Any, executor: ThreadPoolExecutor, n: int, seconds: float
+) -> Callable[[], object]:
+    """A call that emits once on a pyee ExecutorEventEmitter with *n* listeners, and waits.
+
+    ExecutorEventEmitter.emit() returns as soon as the listeners are
+    submitted, so each listener counts a latch down and the call waits on it.
+    """
+    emitter = pyee_executor_class(executor)
+    latch = Latch()
+
+    def factory() -> Receiver:
+        def listener(*args: Any) -> None:
+            if seconds:
+                time.sleep(seconds)
+            latch.count_down()
+
+        return listener
+
+    for listener in [factory() for _ in range(n)]:
+        emitter.add_listener("order_placed", listener)
+
+    def call() -> None:
+        latch.arm(n)
+        emitter.emit("order_placed")
+        if not latch.done.wait(60):
+            msg = "pyee listeners did not finish"
+            raise RuntimeError(msg)
+
+    return call
+
+
+def load_pyee_executor_emitter() -> Any:
+    try:
+        return importlib.import_module("pyee.executor").ExecutorEventEmitter
+    except ImportError:
+        return None
+
+
 def bench_fanout(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
-    """send_parallel wall time on sleeping receivers, next to Django's send/asend."""
+    """send_parallel wall time on sleeping receivers, next to every other way to fan out.
+
+    Django's sequential ``send`` and ``asend``, a plain ThreadPoolExecutor
+    (64 threads, the size of parasignal's default pool) given one task per
+    receiver, and pyee's ExecutorEventEmitter on such an executor.
+    """
     sleepers = make_sleepers(128, FANOUT_SLEEP)
+    thread_pool = ThreadPoolExecutor(64, thread_name_prefix="bench-tpe")
+    pyee_pool = ThreadPoolExecutor(64, thread_name_prefix="bench-pyee")
+    pyee_emitter_class = load_pyee_executor_emitter()
     cases: dict[str, FanoutCase] = {}
     keep_alive: list[Any] = []
     for n in (8, 32, 128):
@@ -389,15 +583,27 @@ def bench_fanout(config: Config, django_signal: SignalFactory | None) -> dict[st
     cases["parasignal/max_workers=32/128"] = FanoutCase(
         partial(bounded.send_parallel, None), FANOUT_SLEEP * 4, slow=False
     )
+    for n in FANOUT_COUNTS:
+        waves = -(-n // 64)
+        cases[f"threadpool/{n}"] = FanoutCase(
+            partial(threadpool_fanout, thread_pool, sleepers[:n]), FANOUT_SLEEP * waves, slow=False
+        )
+        if pyee_emitter_class is not None:
+            cases[f"pyee_executor/{n}"] = FanoutCase(
+                pyee_fanout_case(pyee_emitter_class, pyee_pool, n, FANOUT_SLEEP),
+                FANOUT_SLEEP * waves,
+                slow=False,
+            )
     if django_signal is not None:
-        sequential = connected(django_signal, sleepers[:32])
-        keep_alive.append(sequential)
-        cases["django/send/32"] = FanoutCase(
-            partial(sequential.send, None), FANOUT_SLEEP * 32, slow=True
-        )
-        cases["django/asend/32"] = FanoutCase(
-            lambda: asyncio.run(sequential.asend(None)), FANOUT_SLEEP * 32, slow=True
-        )
+        for n in FANOUT_COUNTS:
+            sequential = connected(django_signal, sleepers[:n])
+            keep_alive.append(sequential)
+            cases[f"django/send/{n}"] = FanoutCase(
+                partial(sequential.send, None), FANOUT_SLEEP * n, slow=True
+            )
+            cases[f"django/asend/{n}"] = FanoutCase(
+                partial(run_asend, sequential), FANOUT_SLEEP * n, slow=True
+            )
     # Warm up: start the pools' threads and asgiref's executor thread.
     for case in cases.values():
         for _ in range(1 if case.slow else 2):
@@ -408,6 +614,8 @@ def bench_fanout(config: Config, django_signal: SignalFactory | None) -> dict[st
             if cases[name].slow and round_index >= config.slow_rounds:
                 continue
             samples[name].append(time_once(cases[name].call))
+    thread_pool.shutdown()
+    pyee_pool.shutdown()
     return {
         name: {"ideal_ms": case.ideal * 1e3, "samples_ms": [s * 1e3 for s in samples[name]]}
         for name, case in cases.items()
@@ -447,6 +655,9 @@ def bench_overhead(config: Config, django_signal: SignalFactory | None) -> dict[
     hundred = connected(parasignal.Signal, noops)
     seconds = config.sample_seconds
     round_trip = ThreadRoundTrip()
+    pool64 = ThreadPoolExecutor(64, thread_name_prefix="bench-tpe")
+    pyee_pool = ThreadPoolExecutor(64, thread_name_prefix="bench-pyee")
+    pyee_emitter_class = load_pyee_executor_emitter()
     with ThreadPoolExecutor(1) as executor:
         timers = {
             "parasignal/send_parallel/1": MicroTimer(
@@ -465,6 +676,13 @@ def bench_overhead(config: Config, django_signal: SignalFactory | None) -> dict[
                 seconds,
             ),
         }
+        for n in (1, 100):
+            timers[f"threadpool/fanout/{n}"] = MicroTimer(
+                "fan()", {"fan": partial(threadpool_fanout, pool64, noops[:n])}, seconds
+            )
+            if pyee_emitter_class is not None:
+                fan = pyee_fanout_case(pyee_emitter_class, pyee_pool, n, 0.0)
+                timers[f"pyee_executor/fanout/{n}"] = MicroTimer("fan()", {"fan": fan}, seconds)
         groups = [[timer] for timer in timers.values()]
         if django_signal is not None:
             django = connected(django_signal, noops)
@@ -473,6 +691,8 @@ def bench_overhead(config: Config, django_signal: SignalFactory | None) -> dict[
             groups[1].append(timers["django/send/100"])
         run_interleaved(groups, config.overhead_rounds)
     round_trip.close()
+    pool64.shutdown()
+    pyee_pool.shutdown()
     return timer_results(timers)
 
 
@@ -527,6 +747,99 @@ def measure_saturation(callers: int) -> dict[str, Any]:
     }
 
 
+PEER_CONNECT_PROBE: Final = 10_000
+PEER_CONNECT_BUDGET_S: Final = 15.0  # a peer whose 100k connect would take longer is extrapolated
+
+
+def connect_all(impl: Peer, receivers: Sequence[Receiver]) -> float:
+    """Seconds to connect *receivers* to a fresh signal of *impl* (gc paused)."""
+    signal = impl.new()
+    connect = impl.connect
+    with gc_paused():
+        started = time.perf_counter()
+        for receiver in receivers:
+            connect(signal, receiver)
+        elapsed = time.perf_counter() - started
+    del signal
+    gc.collect()
+    return elapsed
+
+
+def memory_per_receiver(impl: Peer, receivers: Sequence[Receiver]) -> float:
+    """tracemalloc bytes per receiver after connecting *receivers* and one dispatch."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        signal = impl.new()
+        for receiver in receivers:
+            impl.connect(signal, receiver)
+        namespace = {"send": getattr(signal, impl.send_attr)}
+        exec(impl.send_stmt, namespace)  # noqa: S102
+        del namespace
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del signal
+    gc.collect()
+    return (after - base) / len(receivers)
+
+
+def home_impls(django_signal: SignalFactory | None) -> dict[str, Peer]:
+    """parasignal and Django in the peers' vocabulary."""
+
+    def connect(signal: Any, receiver: Receiver) -> object:
+        return signal.connect(receiver)
+
+    impls = {
+        "parasignal": Peer(
+            "parasignal",
+            "parasignal",
+            parasignal.__version__,
+            parasignal.Signal,
+            connect,
+            "send(None)",
+            "send",
+        )
+    }
+    if django_signal is not None:
+        impls["django"] = Peer("django", "Django", "", django_signal, connect, "send(None)", "send")
+    return impls
+
+
+def bench_scale(
+    config: Config, django_signal: SignalFactory | None, peers: dict[str, Peer] | None = None
+) -> dict[str, Any]:
+    """Connect time and memory at 100,000 receivers, for every implementation that can.
+
+    Each implementation is first timed at 10,000 receivers; when its time
+    grows faster than linearly, or 100,000 would take longer than
+    PEER_CONNECT_BUDGET_S, its 100,000 figure is extrapolated instead.
+    """
+    impls = {**home_impls(django_signal), **(peers or {})}
+    kwarg_noops = make_noops(EXTRAPOLATE_TO)
+    positional = make_positional_noops(EXTRAPOLATE_TO)
+    results: dict[str, Any] = {}
+    for key, impl in impls.items():
+        receivers = kwarg_noops if key in ("parasignal", "django") else positional
+        half = connect_all(impl, receivers[: PEER_CONNECT_PROBE // 2])
+        probe = connect_all(impl, receivers[:PEER_CONNECT_PROBE])
+        growth = probe / max(half, 1e-9)
+        scale = EXTRAPOLATE_TO / PEER_CONNECT_PROBE
+        entry: dict[str, Any] = {"probe_s": probe, "half_probe_s": half, "growth": growth}
+        if growth > 3.0 or probe * scale > PEER_CONNECT_BUDGET_S:
+            entry["extrapolated_s"] = probe * scale**2 if growth > 3.0 else probe * scale
+            entry["quadratic"] = growth > 3.0
+        else:
+            entry["connect_s"] = [
+                connect_all(impl, receivers) for _ in range(config.peer_connect_rounds)
+            ]
+            entry["bytes_per_receiver"] = memory_per_receiver(impl, receivers)
+        results[key] = entry
+    return results
+
+
 def bench_saturation(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
     """Bounded memory when callers and receivers far outnumber workers."""
     del config, django_signal  # the same in every mode; no Django counterpart
@@ -536,7 +849,9 @@ def bench_saturation(config: Config, django_signal: SignalFactory | None) -> dic
 # -- report ------------------------------------------------------------------------
 
 
-def machine_info(config: Config, django_version: str | None) -> dict[str, Any]:
+def machine_info(
+    config: Config, django_version: str | None, peer_versions: dict[str, str]
+) -> dict[str, Any]:
     gil_check = getattr(sys, "_is_gil_enabled", None)
     affinity = getattr(os, "sched_getaffinity", None)
     return {
@@ -548,6 +863,8 @@ def machine_info(config: Config, django_version: str | None) -> dict[str, Any]:
         "gil": None if gil_check is None else bool(gil_check()),
         "parasignal": parasignal.__version__,
         "django": django_version,
+        "peers": peer_versions,
+        "matplotlib": peer_versions.get("matplotlib"),
         "mode": config.name,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
@@ -617,6 +934,8 @@ def render_machine(results: dict[str, Any]) -> list[str]:
         ["Python", f"{m['python']}{gil}"],
         ["parasignal", m["parasignal"]],
         ["Django", m["django"] or ABSENT],
+        *([peer, m["peers"].get(peer) or ABSENT] for peer in PEER_MODULES),
+        ["matplotlib (chart)", m["matplotlib"] or ABSENT],
         ["Mode", f"{m['mode']} (run took {m['run_seconds']:.0f} s)"],
         ["Load average at start", load],
     ]
@@ -739,13 +1058,16 @@ def render_memory(results: dict[str, Any]) -> list[str]:
     ]
 
 
+FANOUT_DISPATCHERS: Final = (
+    ("parasignal/default", "parasignal `send_parallel`, default pool (64 threads)"),
+    ("threadpool", "`ThreadPoolExecutor(64)`: submit one task per receiver, wait all"),
+    ("pyee_executor", "pyee `ExecutorEventEmitter(ThreadPoolExecutor(64))`, waited for"),
+    ("django/send", "Django `send` (sequential)"),
+    ("django/asend", "Django `asyncio.run(asend(None))`"),
+)
 FANOUT_ROWS: Final = (
-    ("parasignal/default/8", "parasignal `send_parallel`, default pool", "8"),
-    ("parasignal/default/32", "parasignal `send_parallel`, default pool", "32"),
-    ("parasignal/default/128", "parasignal `send_parallel`, default pool (64 threads)", "128"),
+    *((f"{key}/{n}", label, str(n)) for key, label in FANOUT_DISPATCHERS for n in FANOUT_COUNTS),
     ("parasignal/max_workers=32/128", "parasignal `send_parallel`, `max_workers=32`", "128"),
-    ("django/send/32", "Django `send` (sequential)", "32"),
-    ("django/asend/32", "Django `asyncio.run(asend(None))`", "32"),
 )
 
 
@@ -786,6 +1108,17 @@ def render_fanout(results: dict[str, Any]) -> list[str]:
             "",
             f"`send_parallel` on 32 receivers is {theirs / ours:.1f}x faster than Django's `send`.",
         ]
+    summary = []
+    for key, label in FANOUT_DISPATCHERS:
+        summary.append(
+            [label, *(fmt(med(fanout, f"{key}/{n}", "samples_ms")) for n in FANOUT_COUNTS)]
+        )
+    lines += [
+        "",
+        "Side by side (median ms per dispatch):",
+        "",
+        *table(["dispatch", *(f"{n} x 10 ms" for n in FANOUT_COUNTS)], summary),
+    ]
     return lines
 
 
@@ -798,6 +1131,10 @@ def render_overhead(results: dict[str, Any]) -> list[str]:
         ("parasignal/send/100", "parasignal `send` (sequential), 100 no-op receivers"),
         ("django/send/100", "Django `send`, 100 no-op receivers"),
         ("threadpool/submit_result", "`ThreadPoolExecutor(1).submit(f).result()`"),
+        ("threadpool/fanout/1", "`ThreadPoolExecutor(64)` fan-out, 1 no-op task"),
+        ("threadpool/fanout/100", "`ThreadPoolExecutor(64)` fan-out, 100 no-op tasks"),
+        ("pyee_executor/fanout/1", "pyee `ExecutorEventEmitter`, 1 no-op listener"),
+        ("pyee_executor/fanout/100", "pyee `ExecutorEventEmitter`, 100 no-op listeners"),
         ("thread/round_trip", "bare thread round trip (SimpleQueue.get → Lock.release)"),
     )
     rows = []
@@ -807,6 +1144,26 @@ def render_overhead(results: dict[str, Any]) -> list[str]:
         fastest = min(entry["samples_us"]) if entry else None
         rows.append([label, fmt(value), fmt(fastest), ratio(value, bare)])
     paired = paired_ratio(overhead, "parasignal/send_parallel/100", "django/send/100", "samples_us")
+    per_receiver = []
+    for label, one, hundred in (
+        (
+            "parasignal `send_parallel`",
+            "parasignal/send_parallel/1",
+            "parasignal/send_parallel/100",
+        ),
+        ("`ThreadPoolExecutor(64)`, one task each", "threadpool/fanout/1", "threadpool/fanout/100"),
+        ("pyee `ExecutorEventEmitter`", "pyee_executor/fanout/1", "pyee_executor/fanout/100"),
+    ):
+        a, b = med(overhead, one, "samples_us"), med(overhead, hundred, "samples_us")
+        per_receiver.append(
+            [label, fmt(a), fmt(b), fmt(None if a is None or b is None else (b - a) / 99)]
+        )
+    for label, key in (
+        ("parasignal `send` (sequential, for scale)", "parasignal/send/100"),
+        ("Django `send` (sequential, for scale)", "django/send/100"),
+    ):
+        b = med(overhead, key, "samples_us")
+        per_receiver.append([label, "", fmt(b), fmt(None if b is None else b / 100)])
     return [
         "## 5. Overhead of `send_parallel` on no-op receivers",
         "",
@@ -817,6 +1174,12 @@ def render_overhead(results: dict[str, Any]) -> list[str]:
         (
             f"`send_parallel` / Django `send`, 100 no-op receivers: {ratio_text(paired)} "
             "(median of per-round ratios)."
+        ),
+        "",
+        "Fan-out overhead per receiver: (time with 100 no-op receivers - time with 1) / 99.",
+        "",
+        *table(
+            ["dispatch", "1 receiver µs", "100 receivers µs", "per extra receiver µs"], per_receiver
         ),
     ]
 
@@ -858,18 +1221,169 @@ def render_saturation(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_peers_send(results: dict[str, Any]) -> list[str]:
+    send = results["send"]
+    impls = [("parasignal", "parasignal"), ("django", "Django")]
+    impls += [(peer, peer) for peer in PEER_MODULES]
+    rows = []
+    for count in SEND_COUNTS:
+        row = [str(count)]
+        for key, _ in impls:
+            value = med(send, f"{key}/{count}/none", "samples_us")
+            ours = med(send, f"parasignal/{count}/none", "samples_us")
+            cell = fmt(value)
+            if value is not None and ours and key != "parasignal":
+                cell += f" ({value / ours:.2g}x)"
+            row.append(cell)
+        rows.append(row)
+    return [
+        "## 1b. Dispatch with no payload, every peer",
+        "",
+        (
+            "µs per call (in brackets: multiple of parasignal's time), same samples as section 1: "
+            "parasignal and Django `send(None)`, blinker `Signal.send(None)`, psygnal "
+            "`SignalInstance(()).emit()`, pyee `EventEmitter.emit('order_placed')`, all with "
+            "no-op receivers, sampled back to back in each round. Each library does different "
+            "work per call (weak references, sender filtering, signature checks), so this is "
+            "the cost of each one's own contract."
+        ),
+        "",
+        *table(["receivers", *(label + " µs" for _, label in impls)], rows),
+    ]
+
+
+def render_scale(results: dict[str, Any]) -> list[str]:
+    scale = results["scale"]
+    rows = []
+    for key, entry in scale.items():
+        label = {"parasignal": "parasignal", "django": "Django"}.get(key, key)
+        if "connect_s" in entry:
+            total = median(entry["connect_s"])
+            rows.append(
+                [
+                    label,
+                    fmt(total, " s"),
+                    fmt(total * 1e6 / EXTRAPOLATE_TO, " µs"),
+                    fmt(entry["bytes_per_receiver"], " B"),
+                ]
+            )
+        else:
+            shape = "quadratic" if entry["quadratic"] else "linear"
+            rows.append(
+                [
+                    f"{label} (**extrapolated**, {shape})",
+                    f"~{fmt(entry['extrapolated_s'], ' s')}",
+                    f"~{fmt(entry['extrapolated_s'] * 1e6 / EXTRAPOLATE_TO, ' µs')}",
+                    "not measured",
+                ]
+            )
+    return [
+        f"## 7. {EXTRAPOLATE_TO:,} receivers: connect time and memory, every peer",
+        "",
+        (
+            f"Each implementation connects {EXTRAPOLATE_TO:,} distinct pre-created no-op "
+            "functions to a fresh signal, as it holds them (parasignal, Django and blinker "
+            "weakly, psygnal and pyee strongly); memory is tracemalloc growth after connecting "
+            "and one dispatch, divided by N. An implementation whose connect time at "
+            f"{PEER_CONNECT_PROBE:,} receivers grows faster than linearly, or projects past "
+            f"{PEER_CONNECT_BUDGET_S:.0f} s, is extrapolated from {PEER_CONNECT_PROBE:,} "
+            "instead of measured."
+        ),
+        "",
+        *table(["implementation", "connect total", "per connect", "memory per receiver"], rows),
+    ]
+
+
+def render_notes(results: dict[str, Any]) -> list[str]:
+    m = results["machine"]
+    absent = [
+        name
+        for name in ("django", *PEER_MODULES)
+        if not (m["django"] if name == "django" else m["peers"].get(name))
+    ]
+    notes = [
+        f'- {name} is not installed: its columns say "absent" '
+        "(`pip install -e '.[bench]'` brings every peer)."
+        for name in absent
+    ]
+    if m["matplotlib"] is None:
+        notes.append("- matplotlib is not installed: no chart was drawn.")
+    elif results.get("chart"):
+        notes.append(f"- Chart: `{results['chart']}`.")
+    return ["## Notes", "", *notes] if notes else []
+
+
+def draw_chart(results: dict[str, Any], path: Path) -> bool:
+    """Draw send() cost and IO fan-out side by side as a PNG; False without matplotlib."""
+    plt = load_matplotlib()
+    if plt is None:
+        return False
+    send, fanout = results["send"], results["fanout"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    counts = [c for c in SEND_COUNTS if c > 0]
+    for key, label in (
+        ("parasignal", "parasignal"),
+        ("django", "Django"),
+        *((p, p) for p in PEER_MODULES),
+    ):
+        values = [med(send, f"{key}/{c}/none", "samples_us") for c in counts]
+        if all(v is not None for v in values):
+            left.plot(counts, values, marker="o", label=label)
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="no-op receivers",
+        ylabel="µs per dispatch",
+        title="Sequential dispatch, no payload (lower is better)",
+    )
+    left.grid(visible=True, which="both", alpha=0.3)
+    left.legend()
+    labels = [label.split(",")[0].replace("`", "") for _, label in FANOUT_DISPATCHERS]
+    width = 0.8 / len(FANOUT_DISPATCHERS)
+    for i, ((key, _), label) in enumerate(zip(FANOUT_DISPATCHERS, labels, strict=True)):
+        values = [med(fanout, f"{key}/{n}", "samples_ms") for n in FANOUT_COUNTS]
+        if any(v is None for v in values):
+            continue
+        xs = [j + (i - (len(FANOUT_DISPATCHERS) - 1) / 2) * width for j in range(len(values))]
+        right.bar(xs, values, width=width, label=label)
+    right.set_xticks(range(len(FANOUT_COUNTS)), [f"{n} x 10 ms" for n in FANOUT_COUNTS])
+    right.set(
+        yscale="log",
+        ylabel="ms per dispatch (wall)",
+        title="IO fan-out: receivers each sleeping 10 ms (lower is better)",
+    )
+    ticker = importlib.import_module("matplotlib.ticker")
+    right.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    right.yaxis.set_minor_formatter(ticker.NullFormatter())
+    right.grid(visible=True, axis="y", which="both", alpha=0.3)
+    right.legend(fontsize="small")
+    m = results["machine"]
+    fig.suptitle(
+        f"parasignal {m['parasignal']} vs peers: {m['python']}, "
+        f"{m['usable_cpus']} CPUs, {m['mode']} run",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def render(results: dict[str, Any]) -> str:
     sections = [
-        ["# parasignal vs django.dispatch"],
+        ["# parasignal vs django.dispatch, blinker, psygnal and pyee"],
         render_machine(results),
         render_send(results),
+        render_peers_send(results),
         render_connect(results),
         render_memory(results),
         render_fanout(results),
         render_overhead(results),
         render_saturation(results),
+        render_scale(results),
+        render_notes(results),
     ]
-    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
 # -- entry point ---------------------------------------------------------------------
@@ -889,22 +1403,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 30 s)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write raw figures here")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PATH",
+        default=DEFAULT_CHART,
+        help="write a PNG chart here when matplotlib is installed (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     config = QUICK if args.quick else DEFAULT
     django_version, django_signal = load_django()
+    peers, peer_versions = load_peers()
+    if load_matplotlib() is not None:
+        peer_versions["matplotlib"] = package_version("matplotlib")
     started = time.perf_counter()
     warm_up(django_signal)
     results: dict[str, Any] = {
-        "machine": machine_info(config, django_version),
+        "machine": machine_info(config, django_version, peer_versions),
         "config": asdict(config),
     }
     benches: dict[str, Callable[[Config, SignalFactory | None], dict[str, Any]]] = {
-        "send": bench_send,
+        "send": partial(bench_send, peers=peers),
         "connect": bench_connect,
         "memory": bench_memory,
         "fanout": bench_fanout,
         "overhead": bench_overhead,
         "saturation": bench_saturation,
+        "scale": partial(bench_scale, peers=peers),
     }
     for name, bench in benches.items():
         section_started = time.perf_counter()
@@ -914,6 +1439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[{name}] {time.perf_counter() - section_started:.1f} s", file=sys.stderr, flush=True
         )
     results["machine"]["run_seconds"] = time.perf_counter() - started
+    if draw_chart(results, args.chart):
+        results["chart"] = str(args.chart)
+        print(f"chart written to {args.chart}", file=sys.stderr)
     print(render(results), end="")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

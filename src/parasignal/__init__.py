@@ -11,9 +11,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _pool
+from ._stress import StressReport, stress
 from .dispatcher import Signal, receiver
 
-__all__ = ["Signal", "__version__", "receiver", "shutdown"]
+__all__ = ["Signal", "StressReport", "__version__", "receiver", "shutdown", "stress"]
 
 
 def shutdown(wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import contextvars
 import math
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
@@ -42,6 +44,9 @@ __all__ = ["Batch", "run_batch"]
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
+_SKIPPED: Final = object()  # claimed as the batch stopped, and never started
+# How many receivers a TimeoutError or CancelledError message names at most.
+_NAMES_IN_MESSAGE: Final = 20
 
 # The caller's first wait before it adds helpers, and the longest step.
 _FIRST_STEP_S: Final = 0.0001
@@ -215,9 +220,12 @@ class Batch:
                 # Another thread may have set stop since the loop checked it
                 # (which mypy cannot know).
                 if self.stop and not self._still_owed(index):  # type: ignore[unreachable]
-                    # Stopped between the check and the claim: give it back.
-                    # It is the lowest unclaimed index, so it goes last.
-                    unclaimed.append(index)  # type: ignore[unreachable]
+                    # Stopped between the check and the claim: this receiver
+                    # never starts. Its slot says so, rather than the index
+                    # going back to the list: other helpers may have claimed
+                    # later ones since, and the claimed receivers must stay
+                    # the first n - len(unclaimed).
+                    results[index] = _SKIPPED  # type: ignore[unreachable]
                     break
                 ran += 1
                 receiver = receivers[index]
@@ -262,14 +270,20 @@ class Batch:
     def _report(
         self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float, thread: str
     ) -> None:
-        self.signal._report_failure(
-            receiver,
-            exc,
-            sender=self.sender,
-            method=self.method,
-            duration_ms=duration_ms,
-            thread=thread,
-        )
+        try:
+            self.signal._report_failure(
+                receiver,
+                exc,
+                sender=self.sender,
+                method=self.method,
+                duration_ms=duration_ms,
+                thread=thread,
+            )
+        except BaseException:  # noqa: BLE001 - a broken reporter must not stop the dispatch
+            # On a worker thread nobody would see it, and the receivers after
+            # this one would never run. Report it as logging.Handler does.
+            print("parasignal: reporting a receiver failure failed:", file=sys.stderr)  # noqa: T201
+            traceback.print_exc(file=sys.stderr)
 
     def _record_failure(
         self, index: int, exc: BaseException, ctx: contextvars.Context, duration_ms: float
@@ -367,6 +381,16 @@ class Batch:
             return True
         return done.acquire(timeout=max(deadline - time.monotonic(), 0.0))
 
+    def abandon(self) -> None:
+        """Give up on the batch: the caller is gone (an exception interrupted its wait).
+
+        Failures already recorded are logged here, those recorded later by the
+        helpers that see them, so none is lost.
+        """
+        _, _, failures = self.settle(timed_out=False)
+        for index, failure in failures.items():
+            self.log_failure(index, failure)
+
     def settle(self, timed_out: bool) -> tuple[bool, list[Any], dict[int, _Failure]]:
         """Freeze the outcome: (timed out, a copy of the results, failures to report).
 
@@ -391,7 +415,9 @@ def _thread_name() -> str:
 
 
 def _format_names(receivers: Sequence[Callable[..., Any]], indices: Sequence[int]) -> str:
-    return ", ".join(describe_receiver(receivers[i]) for i in indices)
+    names = ", ".join(describe_receiver(receivers[i]) for i in indices[:_NAMES_IN_MESSAGE])
+    more = len(indices) - _NAMES_IN_MESSAGE
+    return f"{names} and {more} more" if more > 0 else names
 
 
 def _poster(executor: Executor | WorkerPool) -> tuple[Callable[[Batch], None], int]:
@@ -425,7 +451,10 @@ def run_batch(
 
     See :meth:`parasignal.Signal.send_parallel` for the full contract.
     """
-    deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+    # Beyond TIMEOUT_MAX (about 292 years) a lock cannot wait: no deadline.
+    deadline = (
+        None if timeout is None or timeout >= threading.TIMEOUT_MAX else time.monotonic() + timeout
+    )
     post, capacity = _poster(executor)
     batch = Batch(
         signal,
@@ -446,7 +475,7 @@ def run_batch(
             batch.post_helpers(2 if nested else 1)
         except RuntimeError as exc:
             if not nested:
-                msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}"
+                msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}."
                 raise RuntimeError(msg) from exc
         if nested:
             # Re-entrancy: this thread is itself a parasignal worker, and its
@@ -454,7 +483,14 @@ def run_batch(
             # the same way). Work on the batch here instead of only waiting
             # for helpers that might never get a thread.
             batch.join_as_helper()
-        timed_out, results, failures = batch.settle(not batch.wait(deadline))
+        try:
+            finished = batch.wait(deadline)
+        except BaseException:
+            # KeyboardInterrupt, a signal handler's exception, a task
+            # framework's time limit...: the caller will not answer.
+            batch.abandon()
+            raise
+        timed_out, results, failures = batch.settle(not finished)
     finally:
         if pool is not None:
             pool.untrack(batch)
@@ -471,7 +507,7 @@ def _answer(
     """Turn a settled batch into ``send``'s answer, or the exception to raise."""
     signal = batch.signal
     receivers = batch.receivers
-    unfinished = [i for i, r in enumerate(results) if r is _PENDING]
+    unfinished = [i for i, r in enumerate(results) if r is _PENDING or r is _SKIPPED]
     raised: int | None = None
     if failures:
         first = min(failures)
@@ -492,8 +528,12 @@ def _answer(
         return list(zip(receivers, results, strict=True))
     where = f"{signal._display_name()}.{batch.method}()"
     if timed_out:
+        # In the context the dispatch started with, which is the one every
+        # receiver started from (the receivers' own copies may still be in
+        # use on their threads).
         for index in unfinished:
-            emit_receiver_timeout(
+            batch.context.run(
+                emit_receiver_timeout,
                 signal=signal._display_name(),
                 receiver=receivers[index],
                 sender=batch.sender,

@@ -67,6 +67,11 @@ def describe_receiver(receiver: object) -> str:
 
 
 def _describe(receiver: Any) -> str:
+    wrapped = getattr(receiver, "__wrapped__", None)
+    if wrapped is not None and not isinstance(receiver, (types.FunctionType, types.MethodType)):
+        # A callable object standing in for another (as the stress tool's
+        # timing wrapper does) is named after what it wraps.
+        return _describe(wrapped)
     if isinstance(receiver, functools.partial):
         return f"functools.partial({_describe(receiver.func)})"
     if isinstance(receiver, (types.MethodType, types.BuiltinMethodType)):

@@ -62,6 +62,9 @@ class Task(Protocol):
     def cancel_unstarted(self) -> None: ...
 
 
+# Set on the pools' own worker threads.
+_worker = threading.local()
+
 # Every pool that may have threads, for interpreter exit and fork.
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -103,13 +106,15 @@ class WorkerPool:
                     f"the worker pool {self.name_prefix!r} has been shut down and "
                     "accepts no new receivers"
                 )
-            self._queue.put(task)
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self.max_workers:
+                # Start the thread before queueing: if the system refuses a
+                # thread, nothing is left queued and nothing miscounted.
                 self._start_worker_locked()
             else:
                 self._backlog += 1
+            self._queue.put(task)
 
     def track(self, task: Task) -> None:
         """Remember a dispatch in flight, so shutdown can cancel what it has not started."""
@@ -122,34 +127,42 @@ class WorkerPool:
             self._tracked.discard(task)
 
     def _start_worker_locked(self) -> None:
-        # Caller holds self._lock.
+        # Caller holds self._lock. Raises RuntimeError if no thread can start.
         thread = threading.Thread(
             target=self._work,
             name=f"{self.name_prefix}_{next(self._names)}",
             daemon=True,
         )
         self._threads.add(thread)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            self._threads.discard(thread)
+            raise
 
     def _work(self) -> None:
+        _worker.active = True
         get = self._queue.get
-        while True:
-            task = get()
-            if task is None:
-                break
-            try:
-                task.run()
-            except Exception:  # noqa: BLE001 - a task bug must not kill the worker
-                print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
-                traceback.print_exc(file=sys.stderr)
-            del task
+        try:
+            while True:
+                task = get()
+                if task is None:
+                    break
+                try:
+                    task.run()
+                except BaseException as exc:  # noqa: BLE001 - a task must not kill the worker
+                    if not isinstance(exc, SystemExit):
+                        print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
+                        traceback.print_exc(file=sys.stderr)
+                del task
+                with self._lock:
+                    if self._backlog:
+                        self._backlog -= 1
+                    else:
+                        self._idle += 1
+        finally:
             with self._lock:
-                if self._backlog:
-                    self._backlog -= 1
-                else:
-                    self._idle += 1
-        with self._lock:
-            self._threads.discard(threading.current_thread())
+                self._threads.discard(threading.current_thread())
 
     @property
     def thread_count(self) -> int:
@@ -168,8 +181,10 @@ class WorkerPool:
         With *cancel_futures*, receivers that have not started never start:
         queued helpers get ``cancel()`` and dispatches in flight get
         ``cancel_unstarted()``. With *wait*, block until every worker has
-        exited (a worker calling this on its own pool never waits for itself).
-        Safe to call several times and from several threads.
+        exited, except on a parasignal worker thread (from a receiver), which
+        never waits: two receivers shutting down each other's pools would
+        wait for each other forever. Safe to call several times and from
+        several threads.
         """
         with self._lock:
             self._shutdown = True
@@ -189,7 +204,9 @@ class WorkerPool:
         # worker consumes exactly one and exits.
         for _ in threads:
             self._queue.put(None)
-        if wait:
+        # A parasignal worker never waits for workers: two receivers shutting
+        # down each other's pools (or the same one) would wait on each other.
+        if wait and not getattr(_worker, "active", False):
             self.join()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -199,7 +216,7 @@ class WorkerPool:
         with self._lock:
             threads = list(self._threads)
         for thread in threads:
-            if thread is me:
+            if thread is me or thread.ident is None:  # never started: nothing to join
                 continue
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if thread.is_alive():

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import numbers
 import os
 import sys
 import threading
@@ -176,11 +177,12 @@ def _entry_alive(entry: Sequence[Any]) -> bool:
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}.")
-    if math.isnan(timeout) or timeout <= 0:
+    seconds = float(timeout)
+    if math.isnan(seconds) or seconds <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-    return float(timeout)
+    return seconds
 
 
 def _check_max_workers(max_workers: object) -> int | None:
@@ -253,6 +255,8 @@ class Signal:
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, not {name!r}.")
+        if name is not None and not name.strip():
+            raise ValueError(f"name must not be blank, not {name!r}.")
         self.executor = _check_executor(executor)
         self.max_workers = _check_max_workers(max_workers)
         if self.executor is not None and self.max_workers is not None:
@@ -683,8 +687,9 @@ class Signal:
         and a pending :meth:`send_parallel` raises ``CancelledError`` naming
         them (or the exception of a receiver that failed before them).
 
-        Idempotent and thread-safe; may be called from a receiver, which then
-        does not wait for its own thread.
+        Idempotent and thread-safe. Called from a receiver running on a
+        parasignal worker thread, it never waits (two receivers shutting down
+        each other's pools would otherwise wait for each other forever).
         """
         with self._pool_lock:
             self._closed = True
@@ -739,6 +744,9 @@ class Signal:
             return self._found_name
         module_name, line = self._origin
         module = sys.modules.get(module_name)
+        # The first attribute bound to the signal is its definition: module
+        # dicts keep insertion order. Only a hit is cached: the module may
+        # still be importing.
         for attribute, value in list(vars(module).items()) if module is not None else ():
             if value is self:
                 found = self._found_name = f"{module_name}.{attribute}"

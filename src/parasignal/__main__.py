@@ -1,0 +1,9 @@
+"""``python -m parasignal``: the same as the ``parasignal`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
