@@ -846,6 +846,45 @@ def bench_saturation(config: Config, django_signal: SignalFactory | None) -> dic
     return {str(callers): measure_saturation(callers) for callers in (1, 100)}
 
 
+ASEND_RECEIVERS: Final = 32
+
+
+def make_async_sleepers(n: int, seconds: float) -> list[Receiver]:
+    """*n* distinct coroutine-function receivers that each ``asyncio.sleep(seconds)``."""
+
+    def factory() -> Receiver:
+        async def receiver(**kwargs: Any) -> None:
+            await asyncio.sleep(seconds)
+
+        return receiver
+
+    return [factory() for _ in range(n)]
+
+
+def bench_asend(config: Config, django_signal: SignalFactory | None) -> dict[str, Any]:
+    """``asend`` on 32 receivers sleeping 10 ms: sync ones, then async ones, vs Django."""
+    cases: dict[str, Any] = {}
+    kinds = {
+        "sync": make_sleepers(ASEND_RECEIVERS, FANOUT_SLEEP),
+        "async": make_async_sleepers(ASEND_RECEIVERS, FANOUT_SLEEP),
+    }
+    factories: dict[str, SignalFactory | None] = {
+        "parasignal": parasignal.Signal,
+        "django": django_signal,
+    }
+    for kind, receivers in kinds.items():
+        for implementation, factory in factories.items():
+            if factory is None:
+                continue
+            signal = connected(factory, receivers)
+            run_asend(signal)  # warm up: threads, imports
+            fast = implementation == "parasignal" or kind == "async"
+            rounds = config.fanout_rounds if fast else config.slow_rounds
+            samples = [time_once(partial(run_asend, signal)) * 1000 for _ in range(rounds)]
+            cases[f"{implementation}/{kind}"] = {"samples_ms": samples}
+    return cases
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -1369,6 +1408,34 @@ def draw_chart(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def render_asend(results: dict[str, Any]) -> list[str]:
+    cases = results["asend"]
+    ideal = FANOUT_SLEEP * 1000
+    rows = []
+    for kind in ("sync", "async"):
+        ours = med(cases, f"parasignal/{kind}", "samples_ms")
+        theirs = med(cases, f"django/{kind}", "samples_ms")
+        rows.append(
+            [
+                f"{ASEND_RECEIVERS} {kind} receivers x {ideal:.0f} ms",
+                fmt(ours, " ms"),
+                fmt(theirs, " ms"),
+                ratio(theirs, ours),
+            ]
+        )
+    return [
+        "## 8. `asend()`: sync and async receivers",
+        "",
+        (
+            "Wall time of `asyncio.run(signal.asend(None))`, median. Django's `asend` runs "
+            "sync receivers one after another in one thread; parasignal's runs them "
+            "concurrently on its pool. Both await async receivers concurrently."
+        ),
+        "",
+        *table(["receivers", "parasignal", "Django", "Django/parasignal"], rows),
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     sections = [
         ["# parasignal vs django.dispatch, blinker, psygnal and pyee"],
@@ -1381,6 +1448,7 @@ def render(results: dict[str, Any]) -> str:
         render_overhead(results),
         render_saturation(results),
         render_scale(results),
+        render_asend(results),
         render_notes(results),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
@@ -1429,6 +1497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fanout": bench_fanout,
         "overhead": bench_overhead,
         "saturation": bench_saturation,
+        "asend": bench_asend,
         "scale": partial(bench_scale, peers=peers),
     }
     for name, bench in benches.items():

@@ -23,6 +23,8 @@ never start.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import math
 import sys
@@ -40,7 +42,7 @@ from ._pool import WorkerPool
 if TYPE_CHECKING:
     from .dispatcher import Signal
 
-__all__ = ["Batch", "run_batch"]
+__all__ = ["Batch", "deadline_after", "run_batch", "run_batch_async"]
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
@@ -132,6 +134,15 @@ class Batch:
         # Released exactly once, when the caller can decide its answer.
         self._done = threading.Lock()
         self._done.acquire()
+        # Also called then (from whichever thread decides), for callers that
+        # wait in an event loop rather than on _done.
+        self.on_done: Callable[[], None] | None = None
+        # With keep_contexts, each receiver's own context once it finished,
+        # so that its contextvars changes can flow back to the caller (asend).
+        self.contexts: list[contextvars.Context | None] | None = None
+        # The parasignal pool the batch runs on, which tracks it for
+        # shutdown(cancel_futures=True); None for a user's executor.
+        self.pool: WorkerPool | None = None
 
     # -- helpers (worker side) ----------------------------------------------
 
@@ -158,7 +169,7 @@ class Batch:
                 nobody = self._posted == 0
                 release = self._update_locked()
             if release:
-                self._done.release()
+                self._wake()
             if nobody:
                 raise
         return posted
@@ -176,7 +187,7 @@ class Batch:
             self._resolved += 1
             release = self._update_locked()
         if release:
-            self._done.release()
+            self._wake()
 
     def cancel_unstarted(self) -> None:
         """Never start the receivers that have not started (shutdown with cancel_futures)."""
@@ -185,7 +196,7 @@ class Batch:
             self.cancelled = True
             release = self._update_locked()
         if release:
-            self._done.release()
+            self._wake()
 
     def join_as_helper(self) -> None:
         """Let the calling thread drain the batch too (re-entrant dispatch)."""
@@ -195,7 +206,7 @@ class Batch:
             self._running += 1
         self.drain()
 
-    def drain(self) -> None:
+    def drain(self) -> None:  # noqa: PLR0915 - the hot loop stays in one frame, for speed
         """Claim and call receivers in order until none are left or stop is set.
 
         The caller has counted itself in ``_running``; this uncounts it.
@@ -209,6 +220,7 @@ class Batch:
         sender = self.sender
         named = self.named
         robust = self.robust
+        contexts = self.contexts
         clock = time.perf_counter
         ran = 0
         try:
@@ -248,6 +260,8 @@ class Batch:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     duration_ms = (clock() - started) * 1000.0
                     self._record_failure(index, exc, ctx, duration_ms)
+                if contexts is not None:
+                    contexts[index] = ctx
         finally:
             _local.depth -= 1
             with self._lock:
@@ -255,7 +269,7 @@ class Batch:
                 self._running -= 1
                 release = self._update_locked()
             if release:
-                self._done.release()
+                self._wake()
 
     def _still_owed(self, index: int) -> bool:
         """Whether a receiver claimed just as the batch stopped must still run.
@@ -299,7 +313,7 @@ class Batch:
                 self._first_failure = min(self._first_failure, index)
                 release = self._update_locked()
         if release:
-            self._done.release()
+            self._wake()
         if late:
             self.log_failure(index, failure)
 
@@ -315,6 +329,13 @@ class Batch:
             failure.duration_ms,
             failure.thread,
         )
+
+    def _wake(self) -> None:
+        # Called once, without the lock, when _update_locked() said so.
+        self._done.release()
+        on_done = self.on_done
+        if on_done is not None:
+            on_done()
 
     def _update_locked(self) -> bool:
         """Decide whether the caller can answer now; True means release it.
@@ -360,6 +381,10 @@ class Batch:
         if count > 0 and not self.stop:
             self.post_helpers(count)
 
+    def growing(self) -> bool:
+        """Whether receivers wait unclaimed and more helpers could take them."""
+        return bool(self._unclaimed) and not self.stop and self._posted < self._max_helpers
+
     def wait(self, deadline: float | None) -> bool:
         """Block until the caller can answer; False if *deadline* passed first.
 
@@ -368,7 +393,7 @@ class Batch:
         """
         done = self._done
         step = _FIRST_STEP_S
-        while self._unclaimed and not self.stop and self._posted < self._max_helpers:
+        while self.growing():
             timeout = step if deadline is None else min(step, deadline - time.monotonic())
             if timeout <= 0:
                 return done.acquire(blocking=False)
@@ -436,7 +461,18 @@ def _poster(executor: Executor | WorkerPool) -> tuple[Callable[[Batch], None], i
     return submit, capacity
 
 
-def run_batch(
+def deadline_after(timeout: float | None) -> float | None:
+    """Return the monotonic deadline *timeout* seconds from now; None for no deadline.
+
+    Beyond ``threading.TIMEOUT_MAX`` (about 292 years) a lock cannot wait, so
+    such a timeout means no deadline.
+    """
+    if timeout is None or timeout >= threading.TIMEOUT_MAX:
+        return None
+    return time.monotonic() + timeout
+
+
+def start_batch(
     signal: Signal,
     receivers: Sequence[Callable[..., Any]],
     sender: object,
@@ -445,16 +481,13 @@ def run_batch(
     robust: bool,
     method: str,
     executor: Executor | WorkerPool,
-    timeout: float | None,
-) -> list[tuple[Callable[..., Any], Any]]:
-    """Call *receivers* on *executor* and return ``send``'s ordered answer.
+    keep_contexts: bool = False,
+    on_done: Callable[[], None] | None = None,
+) -> Batch:
+    """Create a batch and post its first helper; the caller then waits and finishes it.
 
-    See :meth:`parasignal.Signal.send_parallel` for the full contract.
+    Raises :class:`RuntimeError` naming the signal if the pool refuses work.
     """
-    # Beyond TIMEOUT_MAX (about 292 years) a lock cannot wait: no deadline.
-    deadline = (
-        None if timeout is None or timeout >= threading.TIMEOUT_MAX else time.monotonic() + timeout
-    )
     post, capacity = _poster(executor)
     batch = Batch(
         signal,
@@ -466,35 +499,151 @@ def run_batch(
         post=post,
         max_helpers=min(len(receivers), capacity),
     )
-    nested = _in_helper()
+    batch.on_done = on_done
+    if keep_contexts:
+        batch.contexts = [None] * batch.n
+    nested = _in_helper() and on_done is None
     pool = executor if isinstance(executor, WorkerPool) else None
     if pool is not None:
         pool.track(batch)
+        batch.pool = pool
     try:
-        try:
-            batch.post_helpers(2 if nested else 1)
-        except RuntimeError as exc:
-            if not nested:
-                msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}."
-                raise RuntimeError(msg) from exc
-        if nested:
-            # Re-entrancy: this thread is itself a parasignal worker, and its
-            # pool may have no other free thread (max_workers=1, or all busy
-            # the same way). Work on the batch here instead of only waiting
-            # for helpers that might never get a thread.
-            batch.join_as_helper()
-        try:
-            finished = batch.wait(deadline)
-        except BaseException:
-            # KeyboardInterrupt, a signal handler's exception, a task
-            # framework's time limit...: the caller will not answer.
-            batch.abandon()
-            raise
+        batch.post_helpers(2 if nested else 1)
+    except RuntimeError as exc:
+        if not nested:
+            if pool is not None:
+                pool.untrack(batch)
+            msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}."
+            raise RuntimeError(msg) from exc
+    if nested:
+        # Re-entrancy: this thread is itself a parasignal worker, and its pool
+        # may have no other free thread (max_workers=1, or all busy the same
+        # way). Work on the batch here instead of only waiting for helpers
+        # that might never get a thread.
+        batch.join_as_helper()
+    return batch
+
+
+def finish_batch(
+    batch: Batch, *, finished: bool, timeout: float | None
+) -> list[tuple[Callable[..., Any], Any]]:
+    """Settle a batch the caller has waited for, and give its answer (or raise)."""
+    try:
         timed_out, results, failures = batch.settle(not finished)
     finally:
-        if pool is not None:
-            pool.untrack(batch)
+        if batch.pool is not None:
+            batch.pool.untrack(batch)
     return _answer(batch, results, failures, timed_out, timeout)
+
+
+def abandon_batch(batch: Batch) -> None:
+    """Give up on a batch whose caller was interrupted: start nothing more, lose nothing."""
+    try:
+        batch.abandon()
+    finally:
+        if batch.pool is not None:
+            batch.pool.untrack(batch)
+
+
+def run_batch(
+    signal: Signal,
+    receivers: Sequence[Callable[..., Any]],
+    sender: object,
+    named: Mapping[str, Any],
+    *,
+    robust: bool,
+    method: str,
+    executor: Executor | WorkerPool,
+    timeout: float | None,
+    deadline: float | None,
+) -> list[tuple[Callable[..., Any], Any]]:
+    """Call *receivers* on *executor* and return ``send``'s ordered answer.
+
+    Blocks the calling thread. See :meth:`parasignal.Signal.send_parallel`
+    for the full contract.
+    """
+    batch = start_batch(
+        signal, receivers, sender, named, robust=robust, method=method, executor=executor
+    )
+    try:
+        finished = batch.wait(deadline)
+    except BaseException:
+        # KeyboardInterrupt, a signal handler's exception, a task framework's
+        # time limit...: the caller will not answer.
+        abandon_batch(batch)
+        raise
+    return finish_batch(batch, finished=finished, timeout=timeout)
+
+
+async def run_batch_async(
+    signal: Signal,
+    receivers: Sequence[Callable[..., Any]],
+    sender: object,
+    named: Mapping[str, Any],
+    *,
+    robust: bool,
+    method: str,
+    executor: Executor | WorkerPool,
+    timeout: float | None,
+    deadline: float | None,
+) -> tuple[list[tuple[Callable[..., Any], Any]], list[contextvars.Context | None]]:
+    """Like :func:`run_batch`, awaited from an event loop without blocking it.
+
+    Also returns each receiver's own context (None for those that did not
+    finish), so that the caller can let their contextvars changes flow back.
+    If the awaiting task is cancelled, nothing more starts and the
+    cancellation propagates.
+    """
+    loop = asyncio.get_running_loop()
+    decided = loop.create_future()
+
+    def on_done() -> None:
+        # From a worker thread (or this one): hand the news to the loop.
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_resolve, decided)
+
+    batch = start_batch(
+        signal,
+        receivers,
+        sender,
+        named,
+        robust=robust,
+        method=method,
+        executor=executor,
+        keep_contexts=True,
+        on_done=on_done,
+    )
+    try:
+        finished = await _wait_in_loop(batch, decided, deadline)
+    except BaseException:
+        abandon_batch(batch)
+        raise
+    contexts = list(batch.contexts or ())
+    return finish_batch(batch, finished=finished, timeout=timeout), contexts
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _wait_in_loop(
+    batch: Batch, decided: asyncio.Future[None], deadline: float | None
+) -> bool:
+    """Batch.wait(), for an event loop: the same growing steps, awaited."""
+    step = _FIRST_STEP_S
+    while batch.growing():
+        timeout = step if deadline is None else min(step, deadline - time.monotonic())
+        if timeout <= 0:
+            return decided.done()
+        done, _ = await asyncio.wait({decided}, timeout=timeout)
+        if done:
+            return True
+        batch._grow()
+        step = min(step * 2, _LAST_STEP_S)
+    remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    done, _ = await asyncio.wait({decided}, timeout=remaining)
+    return bool(done)
 
 
 def _answer(

@@ -30,8 +30,8 @@ from time import perf_counter as _perf_counter
 from types import FrameType
 from typing import Any, Final, NamedTuple, TypeVar
 
-from . import _events
-from ._fanout import run_batch
+from . import _async, _events
+from ._fanout import deadline_after, run_batch, run_batch_async
 from ._inspect import accepts_kwargs
 from ._pool import WorkerPool, default_pool
 
@@ -122,6 +122,12 @@ def _getter(reference: object) -> _Getter:
     return itertools.repeat(reference).__next__
 
 
+# The receivers one dispatch calls: the sync ones, then the async ones, as
+# getters in connection order.
+_View = tuple[tuple[_Getter, ...], tuple[_Getter, ...]]
+_NO_VIEW: Final[_View] = ((), ())
+
+
 class _Snapshot:
     """An immutable view of ``receivers`` made for dispatching without the lock.
 
@@ -130,8 +136,7 @@ class _Snapshot:
     """
 
     __slots__ = (
-        "_getters",
-        "_sender_keys",
+        "_entries",
         "any_sender",
         "length",
         "per_sender",
@@ -142,29 +147,28 @@ class _Snapshot:
     def __init__(self, receivers: list[Any]) -> None:
         self.source = receivers
         self.length = len(receivers)
-        sender_keys = tuple(entry[0][1] for entry in receivers)
-        getters = tuple(_getter(entry[1]) for entry in receivers)
-        self.specific = frozenset(k for k in sender_keys if k != NONE_ID)
-        if self.specific:
-            self.any_sender = tuple(
-                g for k, g in zip(sender_keys, getters, strict=True) if k == NONE_ID
-            )
-            self._sender_keys, self._getters = sender_keys, getters
+        entries = tuple((entry[0][1], _getter(entry[1]), bool(entry[3])) for entry in receivers)
+        self.specific = frozenset(k for k, _, _ in entries if k != NONE_ID)
+        if not self.specific and not any(is_async for _, _, is_async in entries):
+            # The common case: every receiver is sync and listens to every
+            # sender, so one tuple serves all sends.
+            self.any_sender: _View = (tuple(g for _, g, _ in entries), ())
+            self._entries: tuple[tuple[object, _Getter, bool], ...] = ()
         else:
-            # The common case: every receiver listens to every sender, and
-            # one tuple serves all sends.
-            self.any_sender = getters
-            self._sender_keys = self._getters = ()
+            self._entries = entries
+            self.any_sender = self._view(NONE_ID)
         # Built on demand, one per sender key that has receivers of its own.
-        self.per_sender: dict[object, tuple[_Getter, ...]] = {}
+        self.per_sender: dict[object, _View] = {}
 
-    def for_sender_key(self, skey: object) -> tuple[_Getter, ...]:
-        getters = self.per_sender.get(skey)
-        if getters is None:
-            pairs = zip(self._sender_keys, self._getters, strict=True)
-            getters = tuple(g for k, g in pairs if k in (NONE_ID, skey))
-            self.per_sender[skey] = getters
-        return getters
+    def _view(self, skey: object) -> _View:
+        chosen = [(g, a) for k, g, a in self._entries if k in (NONE_ID, skey)]
+        return (tuple(g for g, a in chosen if not a), tuple(g for g, a in chosen if a))
+
+    def for_sender_key(self, skey: object) -> _View:
+        view = self.per_sender.get(skey)
+        if view is None:
+            view = self.per_sender[skey] = self._view(skey)
+        return view
 
 
 def _entry_alive(entry: Sequence[Any]) -> bool:
@@ -360,8 +364,8 @@ class Signal:
             snapshot = self._snapshot = _Snapshot(receivers)
         return snapshot
 
-    def _getters(self, sender: object) -> tuple[_Getter, ...]:
-        """Return the receivers for *sender*, as getters, in connection order.
+    def _getters(self, sender: object) -> _View:
+        """Return the receivers for *sender*: (sync getters, async getters), in order.
 
         Lock-free when nothing changed since the last dispatch; otherwise
         cleans up dead references and rebuilds under the lock, like Django's
@@ -371,13 +375,14 @@ class Signal:
         if self.use_caching and not self._dead.raised:
             cached = _cache_get(self.sender_receivers_cache, sender)
             if cached is NO_RECEIVERS:
-                return ()
+                return _NO_VIEW
             if cached is not None:
                 return cached  # type: ignore[no-any-return]
             with self.lock:
-                getters = self._getters_from(self._snapshot_locked(), sender)
-                _cache_set(self.sender_receivers_cache, sender, getters or NO_RECEIVERS)
-            return getters
+                view = self._getters_from(self._snapshot_locked(), sender)
+                empty = not (view[0] or view[1])
+                _cache_set(self.sender_receivers_cache, sender, NO_RECEIVERS if empty else view)
+            return view
         dead = self._dead.raised
         receivers = self._receivers
         snapshot = self._snapshot
@@ -392,7 +397,7 @@ class Signal:
         return self._getters_from(snapshot, sender)
 
     @staticmethod
-    def _getters_from(snapshot: _Snapshot, sender: object) -> tuple[_Getter, ...]:
+    def _getters_from(snapshot: _Snapshot, sender: object) -> _View:
         if not snapshot.specific:
             return snapshot.any_sender
         skey = _make_id(sender)
@@ -400,9 +405,18 @@ class Signal:
             return snapshot.for_sender_key(skey)
         return snapshot.any_sender
 
-    def _live_receivers(self, sender: object) -> list[Callable[..., Any]]:
-        """Strong references to the live receivers for *sender*, in order."""
-        return [r for get in self._getters(sender) if (r := get()) is not None]
+    def _live_receivers(
+        self, sender: object
+    ) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+        """Return strong references to the live (sync, async) receivers for *sender*.
+
+        In connection order; the same shape as Django's ``_live_receivers``.
+        """
+        sync, async_ = self._getters(sender)
+        return (
+            [r for get in sync if (r := get()) is not None],
+            [r for get in async_ if (r := get()) is not None],
+        )
 
     # -- Django's API -----------------------------------------------------------
 
@@ -438,11 +452,6 @@ class Signal:
             raise TypeError("Signal receivers must be callable.")
         if not accepts_kwargs(receiver):
             raise ValueError("Signal receivers must accept keyword arguments (**kwargs).")
-        if inspect.iscoroutinefunction(receiver):
-            raise TypeError(
-                f"Async receivers are not supported yet: {receiver!r} is a coroutine function. "
-                "Connect a synchronous receiver instead."
-            )
         sender_key = _make_id(sender)
         if sender_key == NONE_ID:
             sender_key = NONE_ID  # share one int object among all such entries
@@ -469,7 +478,7 @@ class Signal:
             # as in Django, receivers are then matched by its id() alone.
             with contextlib.suppress(TypeError):
                 sender_ref = weakref.ref(sender, self._dead)
-        entry = (lookup_key, reference, sender_ref, False)
+        entry = (lookup_key, reference, sender_ref, inspect.iscoroutinefunction(receiver))
         with self.lock:
             self._clear_dead_receivers()
             index = self._index_locked()
@@ -511,7 +520,8 @@ class Signal:
 
         Thread-safe; the answer may be stale by the time it is used.
         """
-        return any(get() is not None for get in self._getters(sender))
+        sync, async_ = self._getters(sender)
+        return any(get() is not None for get in sync) or any(get() is not None for get in async_)
 
     def send(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
         """Call every receiver for *sender* in connection order, on this thread.
@@ -522,19 +532,57 @@ class Signal:
         called. Receivers connected or disconnected during the call do not
         change which receivers it calls. Thread-safe; the lock is not held
         while receivers run.
+
+        Async receivers (coroutine functions), as in Django 6.1, are awaited
+        after the sync ones, concurrently, on an event loop of their own in
+        this thread, and listed after them; the first to fail cancels the
+        others and is raised (several at once: an ``ExceptionGroup``). Their
+        contextvars changes flow back to the caller. In a thread that is
+        running an event loop this raises :class:`RuntimeError`: await
+        :meth:`asend` there.
         """
         if not self._receivers:
             return []
-        getters = self._getters(sender)
+        sync, async_ = self._getters(sender)
         # Comprehensions, and literal keywords when there are no named
         # arguments, make this about twice as fast as a loop over **named.
         if named:
-            return [
+            responses = [
                 (r, r(signal=self, sender=sender, **named))
-                for get in getters
+                for get in sync
                 if (r := get()) is not None
             ]
-        return [(r, r(signal=self, sender=sender)) for get in getters if (r := get()) is not None]
+        else:
+            responses = [
+                (r, r(signal=self, sender=sender)) for get in sync if (r := get()) is not None
+            ]
+        if async_:
+            responses += self._run_async(async_, sender, named, robust=False, method="send")
+        return responses
+
+    def _run_async(
+        self,
+        getters: Sequence[_Getter],
+        sender: object,
+        named: Mapping[str, Any],
+        *,
+        robust: bool,
+        method: str,
+        deadline: float | None = None,
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        receivers = [r for get in getters if (r := get()) is not None]
+        if not receivers:
+            return []
+        return _async.run(
+            self,
+            receivers,
+            sender,
+            named,
+            robust=robust,
+            method=method,
+            deadline=deadline,
+            timeout=self.timeout,
+        )
 
     def send_robust(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
         """Like :meth:`send`, but a receiver's ``Exception`` becomes its response.
@@ -544,13 +592,15 @@ class Signal:
         ``__traceback__``) as its response, and a ``signal.receiver_failed``
         event is logged through :meth:`_log_robust_failure`. Exceptions that
         are not ``Exception`` subclasses (``KeyboardInterrupt``...) propagate.
-        Thread-safe.
+        Async receivers are awaited after the sync ones, as in :meth:`send`,
+        their failures handled the same way. Thread-safe.
         """
         if not self._receivers:
             return []
         responses: list[tuple[Callable[..., Any], Any]] = []
         clock = _perf_counter
-        for get in self._getters(sender):
+        sync, async_ = self._getters(sender)
+        for get in sync:
             receiver = get()
             if receiver is None:
                 continue
@@ -569,6 +619,85 @@ class Signal:
                 responses.append((receiver, err))
             else:
                 responses.append((receiver, response))
+        if async_:
+            responses += self._run_async(async_, sender, named, robust=True, method="send_robust")
+        return responses
+
+    # -- async dispatch --------------------------------------------------------
+
+    async def asend(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
+        """Send from async code: sync receivers in parallel, then async ones concurrently.
+
+        As in Django 6.1, the answer lists the sync receivers first, then the
+        async ones, each group in connection order; async receivers are
+        awaited concurrently on the running loop and the contextvars changes
+        any receiver makes flow back to the caller.
+
+        Better than Django, whose ``asend`` calls the sync receivers one after
+        another in one thread: here they run concurrently on the signal's
+        pool, with :meth:`send_parallel`'s rules (the exception ``send``
+        would raise is raised once every receiver before it has finished;
+        later ones never start; background failures are logged). The event
+        loop is never blocked. The signal's *timeout* bounds the whole call:
+        unfinished sync receivers are named in a :class:`TimeoutError`, and
+        async ones still running are cancelled. Caveat: sync receivers run on
+        worker threads, not the caller's thread, so anything bound to a
+        thread (a Django database connection, say) is not the caller's;
+        such receivers should open and close their own.
+
+        If the awaiting task is cancelled, no receiver starts after that and
+        async receivers still running are cancelled.
+        """
+        return await self._asend(sender, named, robust=False, method="asend")
+
+    async def asend_robust(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Like :meth:`asend`, but failures become responses, as in ``send_robust``.
+
+        A receiver that raises an ``Exception`` gets the exception instance as
+        its response and is logged as ``signal.receiver_failed``; at the
+        deadline, each unfinished receiver gets a :class:`TimeoutError` and is
+        logged as ``signal.receiver_timeout``.
+        """
+        return await self._asend(sender, named, robust=True, method="asend_robust")
+
+    async def _asend(
+        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        if not self._receivers:
+            return []
+        sync, async_ = self._live_receivers(sender)
+        deadline = deadline_after(self.timeout)
+        responses: list[tuple[Callable[..., Any], Any]] = []
+        if sync:
+            responses, contexts = await run_batch_async(
+                self,
+                sync,
+                sender,
+                named,
+                robust=robust,
+                method=method,
+                executor=self._checked_executor(method),
+                timeout=self.timeout,
+                deadline=deadline,
+            )
+            # As Django's sync_to_async does for its one thread: each
+            # receiver's contextvars changes, in connection order.
+            for context in contexts:
+                if context is not None:
+                    _async.restore_context(context)
+        if async_:
+            responses += await _async.gather(
+                self,
+                async_,
+                sender,
+                named,
+                robust=robust,
+                method=method,
+                deadline=deadline,
+                timeout=self.timeout,
+            )
         return responses
 
     # -- parallel dispatch ----------------------------------------------------
@@ -624,30 +753,45 @@ class Signal:
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
     ) -> list[tuple[Callable[..., Any], Any]]:
         if self._closed:
+            self._checked_executor(method)  # raises, naming the signal
+        if not self._receivers:
+            return []
+        sync, async_ = self._getters(sender)
+        receivers = [r for get in sync if (r := get()) is not None]
+        deadline = deadline_after(self.timeout)
+        responses: list[tuple[Callable[..., Any], Any]] = []
+        if receivers:
+            responses = run_batch(
+                self,
+                receivers,
+                sender,
+                named,
+                robust=robust,
+                method=method,
+                executor=self._checked_executor(method),
+                timeout=self.timeout,
+                deadline=deadline,
+            )
+        if async_:
+            # As send() does: after the sync receivers, on an event loop of
+            # their own in this thread, within what is left of the deadline.
+            responses += self._run_async(
+                async_, sender, named, robust=robust, method=method, deadline=deadline
+            )
+        return responses
+
+    def _checked_executor(self, method: str) -> Executor | WorkerPool:
+        """Return the executor for a parallel dispatch, or raise RuntimeError naming the signal."""
+        if self._closed:
             raise RuntimeError(
                 f"{self._display_name()}.{method}() cannot run: the signal has been shut "
                 "down (Signal.shutdown()). send() and send_robust() still work."
             )
-        if not self._receivers:
-            return []
-        receivers = self._live_receivers(sender)
-        if not receivers:
-            return []
         try:
-            executor = self._dispatch_executor()
+            return self._dispatch_executor()
         except RuntimeError as exc:
             msg = f"{self._display_name()}.{method}() cannot run: {exc}."
             raise RuntimeError(msg) from exc
-        return run_batch(
-            self,
-            receivers,
-            sender,
-            named,
-            robust=robust,
-            method=method,
-            executor=executor,
-            timeout=self.timeout,
-        )
 
     def _dispatch_executor(self) -> Executor | WorkerPool:
         if self.executor is not None:

@@ -1,0 +1,286 @@
+"""Async receivers: awaited concurrently on an event loop, as Django 6.1 does.
+
+Django runs a signal's coroutine-function receivers after its sync ones, all
+at once in a ``TaskGroup`` sharing one copy of the caller's context, and then
+copies the context's changes back to the caller (ticket #36714). This module
+does the same without asgiref: :func:`gather` is awaited by ``asend`` and
+``asend_robust``; :func:`run` gives it an event loop of its own for ``send``,
+``send_robust`` and ``send_parallel*``, which are called from synchronous
+code.
+
+On Python 3.10, which has neither ``TaskGroup`` nor ``ExceptionGroup`` nor
+``create_task(context=...)``: each receiver runs in its own copy of the
+context, whose changes are copied back in connection order, and when several
+receivers fail at once the earliest-connected failure is raised (the others
+are logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from ._events import emit_receiver_timeout
+from ._inspect import describe_receiver
+
+if TYPE_CHECKING:
+    from .dispatcher import Signal
+
+__all__ = ["gather", "restore_context", "run"]
+
+_SHARED_CONTEXT: Final = sys.version_info >= (3, 11)
+_NAMES_IN_MESSAGE: Final = 20
+
+Responses = list[tuple[Callable[..., Any], Any]]
+
+
+def restore_context(context: contextvars.Context) -> None:
+    """Copy into the current context every variable whose value differs in *context*."""
+    for var, value in context.items():
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
+def run(
+    signal: Signal,
+    receivers: Sequence[Callable[..., Any]],
+    sender: object,
+    named: Mapping[str, Any],
+    *,
+    robust: bool,
+    method: str,
+    deadline: float | None = None,
+    timeout: float | None = None,
+) -> Responses:
+    """Await *receivers* concurrently on a new event loop in this thread.
+
+    Contextvars changes the receivers make flow back to the caller. Raises
+    :class:`RuntimeError` if this thread is already running an event loop
+    (as Django's ``async_to_sync`` does): ``await signal.asend()`` there.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        msg = (
+            f"{signal._display_name()}.{method}() cannot run async receivers in a thread "
+            f"that is running an event loop: await {signal._display_name()}.asend() "
+            "(or asend_robust()) there instead."
+        )
+        raise RuntimeError(msg)
+    shared = contextvars.copy_context()
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            gather(
+                signal,
+                receivers,
+                sender,
+                named,
+                robust=robust,
+                method=method,
+                deadline=deadline,
+                timeout=timeout,
+                shared=shared,
+            )
+        )
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            restore_context(shared)
+
+
+async def gather(
+    signal: Signal,
+    receivers: Sequence[Callable[..., Any]],
+    sender: object,
+    named: Mapping[str, Any],
+    *,
+    robust: bool,
+    method: str,
+    deadline: float | None = None,
+    timeout: float | None = None,
+    shared: contextvars.Context | None = None,
+) -> Responses:
+    """Await *receivers* concurrently; return ``[(receiver, response)]`` in order.
+
+    All run in *shared* (a copy of the current context if not given), whose
+    changes are copied back into the current context when *shared* was not
+    given. Not robust: the first failure cancels the others and is raised
+    (several at once raise an ``ExceptionGroup``, as ``TaskGroup`` does).
+    Robust: an ``Exception`` becomes the receiver's response and is logged.
+    At *deadline*, receivers still running are cancelled: not robust, raise
+    :class:`TimeoutError` naming them; robust, each gets a ``TimeoutError``.
+    """
+    restore_here = shared is None
+    context = contextvars.copy_context() if shared is None else shared
+    runner = _Gathering(signal, receivers, sender, named, robust=robust, method=method)
+    try:
+        return await runner.run(context, deadline, timeout)
+    finally:
+        if restore_here:
+            restore_context(context)
+
+
+class _Gathering:
+    """One concurrent await of a signal's async receivers."""
+
+    def __init__(
+        self,
+        signal: Signal,
+        receivers: Sequence[Callable[..., Any]],
+        sender: object,
+        named: Mapping[str, Any],
+        *,
+        robust: bool,
+        method: str,
+    ) -> None:
+        self.signal = signal
+        self.receivers = receivers
+        self.sender = sender
+        self.named = named
+        self.robust = robust
+        self.method = method
+        # Python 3.10: each task's context when it ended, merged back in order.
+        self.final_contexts: list[contextvars.Context | None] = [None] * len(receivers)
+
+    async def call(self, index: int) -> Any:
+        receiver = self.receivers[index]
+        started = time.perf_counter()
+        try:
+            return await receiver(signal=self.signal, sender=self.sender, **self.named)
+        except Exception as exc:
+            if not self.robust:
+                raise
+            self.report(receiver, exc, (time.perf_counter() - started) * 1000.0)
+            return exc
+        finally:
+            if not _SHARED_CONTEXT:
+                self.final_contexts[index] = contextvars.copy_context()
+
+    def report(self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float) -> None:
+        self.signal._report_failure(
+            receiver,
+            exc,
+            sender=self.sender,
+            method=self.method,
+            duration_ms=duration_ms,
+            thread=threading.current_thread().name,
+        )
+
+    async def run(
+        self, context: contextvars.Context, deadline: float | None, timeout: float | None
+    ) -> Responses:
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[Any]] = []
+        for index in range(len(self.receivers)):
+            coro = self.call(index)
+            if _SHARED_CONTEXT:
+                tasks.append(loop.create_task(coro, context=context))  # type: ignore[call-arg,unused-ignore]
+            else:
+                tasks.append(context.run(loop.create_task, coro))
+        try:
+            return await self._settle(tasks, deadline, timeout, context)
+        finally:
+            # Whatever happened (our caller was cancelled, say), nothing
+            # keeps running behind its back.
+            pending = [t for t in tasks if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            if not _SHARED_CONTEXT:
+                for final in self.final_contexts:
+                    if final is not None:
+                        context.run(restore_context, final)
+
+    async def _settle(
+        self,
+        tasks: list[asyncio.Task[Any]],
+        deadline: float | None,
+        timeout: float | None,
+        context: contextvars.Context,
+    ) -> Responses:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        when = asyncio.ALL_COMPLETED if self.robust else asyncio.FIRST_EXCEPTION
+        _, pending = await asyncio.wait(tasks, timeout=remaining, return_when=when)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        failures = [
+            (index, task.exception())
+            for index, task in enumerate(tasks)
+            if not task.cancelled() and task.exception() is not None
+        ]
+        if failures:
+            self._raise(failures)
+        unfinished = [index for index, task in enumerate(tasks) if task.cancelled()]
+        if unfinished:
+            self._timed_out(unfinished, timeout, context)
+        return [
+            (
+                self.receivers[index],
+                _timeout_error(self, index, timeout) if task.cancelled() else task.result(),
+            )
+            for index, task in enumerate(tasks)
+        ]
+
+    def _raise(self, failures: list[tuple[int, BaseException | None]]) -> None:
+        excs = [exc for _, exc in failures if exc is not None]
+        if len(excs) == 1:
+            raise excs[0]
+        if sys.version_info < (3, 11):  # pragma: no cover - no ExceptionGroup before 3.11
+            for index, exc in failures[1:]:
+                if exc is not None:
+                    self.report(self.receivers[index], exc, math.nan)
+            raise excs[0]
+        # What asyncio.TaskGroup raises, and so Django.
+        raise BaseExceptionGroup("unhandled errors in a TaskGroup", excs)  # noqa: F821 - 3.11+
+
+    def _timed_out(
+        self, unfinished: list[int], timeout: float | None, context: contextvars.Context
+    ) -> None:
+        where = f"{self.signal._display_name()}.{self.method}()"
+        for index in unfinished:
+            context.run(
+                emit_receiver_timeout,
+                signal=self.signal._display_name(),
+                receiver=self.receivers[index],
+                sender=self.sender,
+                method=self.method,
+                timeout_s=timeout if timeout is not None else math.inf,
+            )
+        if not self.robust:
+            names = ", ".join(
+                describe_receiver(self.receivers[i]) for i in unfinished[:_NAMES_IN_MESSAGE]
+            )
+            more = len(unfinished) - _NAMES_IN_MESSAGE
+            if more > 0:
+                names += f" and {more} more"
+            msg = (
+                f"{where}: {len(unfinished)} receiver(s) did not finish within the "
+                f"{timeout} s deadline: {names}."
+            )
+            raise TimeoutError(msg)
+
+
+def _timeout_error(gathering: _Gathering, index: int, timeout: float | None) -> TimeoutError:
+    where = f"{gathering.signal._display_name()}.{gathering.method}()"
+    name = describe_receiver(gathering.receivers[index])
+    return TimeoutError(
+        f"Receiver {name} did not finish within the {timeout} s deadline ({where})."
+    )
