@@ -455,3 +455,128 @@ def test_async_receivers_can_be_disconnected_and_filtered_by_sender() -> None:
     assert signal.send(sender=Sender()) == []
     assert signal.disconnect(async_a, sender=mine)
     assert signal.send(sender=mine) == []
+
+
+# -- regressions ----------------------------------------------------------------------
+
+
+def test_asend_keeps_an_earlier_sync_receivers_change_when_a_later_one_changes_nothing() -> None:
+    signal = Signal()
+
+    def sets(**kwargs: Any) -> None:
+        var.set("set by the first receiver")
+
+    def leaves_alone(**kwargs: Any) -> None:
+        pass
+
+    signal.connect(sets)
+    signal.connect(leaves_alone)
+
+    async def main() -> str:
+        var.set("caller")
+        await signal.asend(sender=None)
+        return var.get()
+
+    assert asyncio.run(main()) == "set by the first receiver"
+
+
+def test_asend_lets_contextvar_changes_flow_back_even_when_a_receiver_raises() -> None:
+    signal = Signal()
+
+    def sets(**kwargs: Any) -> None:
+        var.set("set before the failure")
+
+    def fails(**kwargs: Any) -> None:
+        msg = "boom"
+        raise ValueError(msg)
+
+    signal.connect(sets)
+    signal.connect(fails)
+
+    async def main() -> str:
+        with pytest.raises(ValueError, match="boom"):
+            await signal.asend(sender=None)
+        return var.get()
+
+    assert asyncio.run(main()) == "set before the failure"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 merges per-task copies instead")
+def test_async_receivers_share_one_context_as_in_django() -> None:
+    signal = Signal()
+
+    async def sets(**kwargs: Any) -> None:
+        var.set("shared")
+
+    async def reads_after(**kwargs: Any) -> str:
+        await asyncio.sleep(0.01)
+        return var.get()
+
+    signal.connect(sets)
+    signal.connect(reads_after)
+    assert values(signal.send(sender=None)) == [None, "shared"]
+
+
+def test_asend_run_in_a_receiver_on_a_one_thread_pool_does_not_deadlock() -> None:
+    signal = Signal(max_workers=1)
+
+    def outer(**kwargs: Any) -> Any:
+        if kwargs["sender"] == "outer":
+            return values(asyncio.run(signal.asend(sender="inner")))
+        return "inner"
+
+    signal.connect(outer)
+    thread_result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: thread_result.append(signal.send_parallel(sender="outer")), daemon=True
+    )
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive(), "asend inside a pool worker deadlocked"
+    assert values(thread_result[0]) == [["inner"]]
+    signal.shutdown()
+
+
+def test_an_async_receiver_that_cancels_itself_gets_none_not_a_timeout(logs: list[Any]) -> None:
+    signal = Signal()
+
+    async def cancels_itself(**kwargs: Any) -> None:
+        raise asyncio.CancelledError
+
+    signal.connect(async_a)
+    signal.connect(cancels_itself)
+    assert values(signal.send(sender=None)) == ["async_a", None]
+    assert values(signal.send_robust(sender=None)) == ["async_a", None]
+    assert logs == []
+
+
+def test_asend_keeps_working_after_shutdown_one_receiver_after_another() -> None:
+    signal = Signal(max_workers=2)
+    signal.connect(sync_a)
+    signal.connect(async_a)
+    signal.shutdown()
+    assert values(asyncio.run(signal.asend(sender=None))) == ["sync_a", "async_a"]
+    assert values(asyncio.run(signal.asend_robust(sender=None))) == ["sync_a", "async_a"]
+    with pytest.raises(RuntimeError, match="shut down"):
+        signal.send_parallel(sender=None)
+
+
+def test_a_keyboard_interrupt_from_an_async_receiver_leaves_no_task_behind() -> None:
+    signal = Signal()
+    cleaned: list[str] = []
+
+    async def slow(**kwargs: Any) -> None:
+        try:
+            await asyncio.sleep(WAIT)
+        finally:
+            cleaned.append("slow")
+
+    async def interrupts(**kwargs: Any) -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    signal.connect(slow)
+    signal.connect(interrupts)
+    with pytest.raises(KeyboardInterrupt):
+        signal.send(sender=None)
+    assert cleaned == ["slow"]

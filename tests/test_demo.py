@@ -191,3 +191,18 @@ def test_options_have_documented_defaults() -> None:
     options = _demo.DemoOptions()
     assert (options.extra_receivers, options.delay_ms, options.timeout_s) == (3, 100, 0.5)
     assert options.slow_s == pytest.approx(1.5)
+
+
+def test_a_delay_the_deadline_cannot_cover_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Regression: --delay-ms 400 with the 0.5 s deadline made send_parallel
+    # raise TimeoutError, and the demo then failed its own check (exit 1).
+    status = _cli.main(["demo", "--delay-ms", "400", "--receivers", "0"])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.strip() == (
+        "parasignal demo: error: --delay-ms 400 needs --timeout above 0.8 s (endpoints answer "
+        "within twice the delay, and only the slow one may outlive the deadline)."
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import subprocess
@@ -320,3 +321,71 @@ def test_a_module_that_fails_to_import_is_a_usage_error(
     err = capsys.readouterr().err
     assert status == 2
     assert "raised RuntimeError: configuration missing" in err
+
+
+# -- regressions ----------------------------------------------------------------------
+
+
+def test_failures_of_async_receivers_are_caught_and_timed() -> None:
+    signal = Signal(name="async_target")
+
+    async def flaky(**kwargs: Any) -> None:
+        await asyncio.sleep(0.001)
+        raise KeyError
+
+    signal.connect(flaky)
+    report = stress(signal, threads=2, seconds=0.3, method="send_robust")
+    (group,) = report.exceptions
+    assert (group.receiver.endswith("flaky"), group.type) == (True, "KeyError")
+    (stats,) = report.receivers
+    assert stats.p50_ms >= 0.5  # the await is timed, not just creating the coroutine
+
+
+def test_a_re_entrant_signal_passes_churn_without_false_violations() -> None:
+    signal = Signal(name="reentrant")
+
+    def resave(sender: object, **kwargs: Any) -> None:
+        if not kwargs.get("nested"):
+            signal.send(sender, nested=True)
+
+    signal.connect(resave)
+    report = stress(signal, threads=2, seconds=0.5, method="send", churn=True)
+    assert report.violations == []
+    assert report.clean, report.format()
+
+
+def test_deadline_misses_are_reported_and_not_taken_for_invariant_violations() -> None:
+    signal = Signal(name="deadline", timeout=0.005, max_workers=1)
+    release = threading.Event()
+
+    def slow(**kwargs: Any) -> None:
+        release.wait(0.02)
+
+    signal.connect(slow)
+    try:
+        report = stress(signal, threads=2, seconds=0.5, method="send_parallel_robust", churn=True)
+    finally:
+        release.set()
+        signal.shutdown(wait=False)
+    assert report.violations == []
+    assert any(g.type == "TimeoutError" and g.receiver.endswith("slow") for g in report.exceptions)
+    assert not report.clean
+
+
+def test_kwargs_naming_sender_or_signal_is_a_usage_error(
+    target_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["stress", f"{target_module}:locked_signal", "--kwargs", '{"sender": 1}'])
+    assert status == 2
+    assert "--kwargs cannot name 'sender'" in capsys.readouterr().err
+
+
+def test_a_module_exiting_at_import_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "exiting_target_mod.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status = main(["stress", "exiting_target_mod:signal"])
+    assert status == 2
+    assert "raised SystemExit: 3" in capsys.readouterr().err

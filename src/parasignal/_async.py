@@ -26,29 +26,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ._contexts import copy_back, copy_back_all
 from ._events import emit_receiver_timeout
 from ._inspect import describe_receiver
 
 if TYPE_CHECKING:
     from .dispatcher import Signal
 
-__all__ = ["gather", "restore_context", "run"]
+__all__ = ["gather", "run"]
 
 _SHARED_CONTEXT: Final = sys.version_info >= (3, 11)
 _NAMES_IN_MESSAGE: Final = 20
 
 Responses = list[tuple[Callable[..., Any], Any]]
-
-
-def restore_context(context: contextvars.Context) -> None:
-    """Copy into the current context every variable whose value differs in *context*."""
-    for var, value in context.items():
-        try:
-            if var.get() is value:
-                continue
-        except LookupError:
-            pass
-        var.set(value)
 
 
 def run(
@@ -97,10 +87,22 @@ def run(
         )
     finally:
         try:
+            _cancel_leftovers(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
-            restore_context(shared)
+            copy_back_all(shared)
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    # A KeyboardInterrupt or SystemExit from a receiver leaves the loop at
+    # once, with the other receivers' tasks pending: cancel and finish them
+    # before the loop closes, as asyncio.run() does.
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 async def gather(
@@ -132,7 +134,7 @@ async def gather(
         return await runner.run(context, deadline, timeout)
     finally:
         if restore_here:
-            restore_context(context)
+            copy_back_all(context)
 
 
 class _Gathering:
@@ -156,6 +158,8 @@ class _Gathering:
         self.method = method
         # Python 3.10: each task's context when it ended, merged back in order.
         self.final_contexts: list[contextvars.Context | None] = [None] * len(receivers)
+        # Tasks cancelled because the deadline passed (not by themselves).
+        self.timed_out: set[int] = set()
 
     async def call(self, index: int) -> Any:
         receiver = self.receivers[index]
@@ -185,6 +189,7 @@ class _Gathering:
         self, context: contextvars.Context, deadline: float | None, timeout: float | None
     ) -> Responses:
         loop = asyncio.get_running_loop()
+        base = context.copy()  # what each task started from, on 3.10
         tasks: list[asyncio.Task[Any]] = []
         for index in range(len(self.receivers)):
             coro = self.call(index)
@@ -205,7 +210,7 @@ class _Gathering:
             if not _SHARED_CONTEXT:
                 for final in self.final_contexts:
                     if final is not None:
-                        context.run(restore_context, final)
+                        context.run(copy_back, final, base)
 
     async def _settle(
         self,
@@ -221,6 +226,9 @@ class _Gathering:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        failed = any(t.done() and not t.cancelled() and t.exception() for t in tasks)
+        if not failed:
+            self.timed_out = {i for i, t in enumerate(tasks) if t in pending and t.cancelled()}
         failures = [
             (index, task.exception())
             for index, task in enumerate(tasks)
@@ -228,16 +236,20 @@ class _Gathering:
         ]
         if failures:
             self._raise(failures)
-        unfinished = [index for index, task in enumerate(tasks) if task.cancelled()]
+        unfinished = sorted(self.timed_out)
         if unfinished:
             self._timed_out(unfinished, timeout, context)
         return [
-            (
-                self.receivers[index],
-                _timeout_error(self, index, timeout) if task.cancelled() else task.result(),
-            )
-            for index, task in enumerate(tasks)
+            (self.receivers[i], self._response(i, task, timeout)) for i, task in enumerate(tasks)
         ]
+
+    def _response(self, index: int, task: asyncio.Task[Any], timeout: float | None) -> Any:
+        if index in self.timed_out:
+            return _timeout_error(self, index, timeout)
+        if task.cancelled():
+            # The receiver cancelled itself: Django's TaskGroup leaves None.
+            return None
+        return task.result()
 
     def _raise(self, failures: list[tuple[int, BaseException | None]]) -> None:
         excs = [exc for _, exc in failures if exc is not None]

@@ -662,6 +662,17 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo with the parsed command line *args*; return the exit status."""
+    slowest_normal_s = args.delay_ms * 2 / 1000.0
+    if slowest_normal_s >= args.timeout:
+        # Otherwise send_parallel would raise TimeoutError instead of the
+        # failure the demo is built to show, and its story would not hold.
+        print(  # noqa: T201
+            f"parasignal demo: error: --delay-ms {args.delay_ms} needs --timeout above "
+            f"{slowest_normal_s:g} s (endpoints answer within twice the delay, and only the "
+            "slow one may outlive the deadline).",
+            file=sys.stderr,
+        )
+        return 2
     options = DemoOptions(
         extra_receivers=args.receivers, delay_ms=args.delay_ms, timeout_s=args.timeout
     )

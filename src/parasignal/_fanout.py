@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
+from ._contexts import copy_back
 from ._events import emit_receiver_timeout
 from ._inspect import describe_receiver
 from ._pool import WorkerPool
@@ -502,7 +503,7 @@ def start_batch(
     batch.on_done = on_done
     if keep_contexts:
         batch.contexts = [None] * batch.n
-    nested = _in_helper() and on_done is None
+    nested = _in_helper()
     pool = executor if isinstance(executor, WorkerPool) else None
     if pool is not None:
         pool.track(batch)
@@ -586,13 +587,15 @@ async def run_batch_async(
     executor: Executor | WorkerPool,
     timeout: float | None,
     deadline: float | None,
-) -> tuple[list[tuple[Callable[..., Any], Any]], list[contextvars.Context | None]]:
+) -> list[tuple[Callable[..., Any], Any]]:
     """Like :func:`run_batch`, awaited from an event loop without blocking it.
 
-    Also returns each receiver's own context (None for those that did not
-    finish), so that the caller can let their contextvars changes flow back.
-    If the awaiting task is cancelled, nothing more starts and the
-    cancellation propagates.
+    The contextvars changes each finished receiver made flow back into the
+    awaiting task's context, in connection order, whether the call returns
+    or raises (as Django's ``sync_to_async`` does). If the awaiting task is
+    cancelled, nothing more starts and the cancellation propagates. Called
+    on a parasignal worker thread (an event loop run inside a receiver),
+    this thread drains the batch itself first, as :func:`run_batch` does.
     """
     loop = asyncio.get_running_loop()
     decided = loop.create_future()
@@ -618,8 +621,12 @@ async def run_batch_async(
     except BaseException:
         abandon_batch(batch)
         raise
-    contexts = list(batch.contexts or ())
-    return finish_batch(batch, finished=finished, timeout=timeout), contexts
+    try:
+        return finish_batch(batch, finished=finished, timeout=timeout)
+    finally:
+        for context in list(batch.contexts or ()):
+            if context is not None:
+                copy_back(context, batch.context)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

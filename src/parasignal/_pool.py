@@ -38,6 +38,7 @@ __all__ = [
     "Task",
     "WorkerPool",
     "default_pool",
+    "default_pool_closed",
     "reset_default_pool",
     "shutdown_default_pool",
 ]
@@ -257,6 +258,11 @@ def default_pool() -> WorkerPool:
         if _default is None:
             _default = WorkerPool(DEFAULT_MAX_WORKERS, "parasignal")
         return _default
+
+
+def default_pool_closed() -> bool:
+    """Whether :func:`shutdown_default_pool` has closed the shared pool for good."""
+    return _default_closed
 
 
 def shutdown_default_pool(wait: bool = True, *, cancel_futures: bool = False) -> None:

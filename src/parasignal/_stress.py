@@ -33,6 +33,7 @@ import traceback
 import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -268,6 +269,22 @@ def _peek(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
+class _TimedAsync(_Timed):
+    """A _Timed for a coroutine-function receiver: times and records the await."""
+
+    async def __call__(self, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.receiver(**kwargs)
+        except BaseException as exc:
+            with contextlib.suppress(AttributeError, TypeError):
+                exc._parasignal_stress_seen = True  # type: ignore[attr-defined]
+            self._recorder.record(self.name, exc)
+            raise
+        finally:
+            self._sample((time.perf_counter() - started) * 1000.0)
+
+
 def _percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
@@ -453,7 +470,9 @@ class _Run:
                 if not getattr(exc, "_parasignal_stress_seen", False):
                     self.recorder.record(f"<{name}>", exc)
             else:
-                _check_result(result, name, self.violations)
+                # Robust methods answer a deadline or a cancellation with
+                # TimeoutError / CancelledError responses: failures too.
+                failed = _check_result(result, name, self.violations, self.recorder)
             finally:
                 _current_send.reset(token)
             self._log(number, started, next(self.clock), failed=failed)
@@ -529,7 +548,7 @@ def _wrap(signal: Signal, recorder: _Recorder) -> tuple[list[_Timed], list[Any]]
             receiver = _deref(ref)
             if receiver is None:
                 continue
-            timed = _Timed(receiver, recorder)
+            timed = (_TimedAsync if is_async else _Timed)(receiver, recorder)
             wrappers.append(timed)
             wrapped.append((key, timed, sender_ref, is_async))
         signal.receivers = wrapped
@@ -557,11 +576,21 @@ def _deref(ref: Any) -> Any:
     return ref() if isinstance(ref, weakref.ReferenceType) else ref
 
 
-def _check_result(result: Any, method: str, violations: list[str]) -> None:
+def _check_result(result: Any, method: str, violations: list[str], recorder: _Recorder) -> bool:
+    """Check one answer; return True if it reports receivers that did not finish."""
     receivers = [r for r, _ in result]
     if len({id(r) for r in receivers}) != len(receivers):
         names = ", ".join(describe_receiver(r) for r in receivers)
         violations.append(f"{method}() returned a receiver twice: {names}")
+    unfinished = False
+    for receiver, response in result:
+        if isinstance(response, (TimeoutError, CancelledError)) and not getattr(
+            response, "_parasignal_stress_seen", False
+        ):
+            if not isinstance(receiver, _Probe):  # the tool's own: not the user's failure
+                recorder.record(describe_receiver(receiver), response)
+            unfinished = True
+    return unfinished
 
 
 def _check_probes(probes: Sequence[_Probe], log: _SendLog) -> list[str]:
@@ -570,17 +599,14 @@ def _check_probes(probes: Sequence[_Probe], log: _SendLog) -> list[str]:
     order = sorted(range(len(log.starts)), key=log.starts.__getitem__)
     starts = [log.starts[i] for i in order]
     for probe in probes:
-        counts: dict[int, int] = {}
-        for number in probe.calls:
-            counts[number] = counts.get(number, 0) + 1
-        for number, count in counts.items():
-            if count > 1:
-                found.append(f"{probe.name}: called {count} times by one dispatch (#{number})")
-            if 0 <= number < len(log.starts) and log.starts[number] > probe.disconnected_at:
-                found.append(
-                    f"{probe.name}: called by dispatch #{number}, "
-                    "which started after disconnect() returned"
-                )
+        # A receiver that sends again from inside (re-entrancy) makes one
+        # stress dispatch call a probe more than once: that is allowed.
+        counts = set(probe.calls)
+        found.extend(
+            f"{probe.name}: called by dispatch #{number}, which started after disconnect() returned"
+            for number in sorted(counts)
+            if 0 <= number < len(log.starts) and log.starts[number] > probe.disconnected_at
+        )
         # Every dispatch entirely inside the connected window must call it,
         # unless an earlier receiver raised and ended that dispatch.
         first = bisect_right(starts, probe.connected_at)
@@ -653,7 +679,7 @@ def _load(spec: str, what: str) -> object:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"cannot import module {module_name!r} for {what}: {exc}") from exc
-    except Exception as exc:  # a module that fails to import is a usage error here
+    except (Exception, SystemExit) as exc:  # a module that fails to import: a usage error
         kind = type(exc).__name__
         raise UsageError(f"importing {module_name!r} for {what} raised {kind}: {exc}") from exc
     value: object = module
@@ -730,10 +756,19 @@ def _load_signal(spec: str) -> Signal:
     return signal
 
 
+def _check_kwargs(kwargs: Mapping[str, Any]) -> None:
+    reserved = sorted({"signal", "sender"} & set(kwargs))
+    if reserved:
+        names = " and ".join(repr(k) for k in reserved)
+        msg = f"--kwargs cannot name {names}: every receiver gets those already."
+        raise UsageError(msg)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         signal = _load_signal(args.target)
         sender = None if args.sender is None else _load(args.sender, "--sender")
+        _check_kwargs(args.kwargs)
     except UsageError as exc:
         print(f"parasignal stress: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2

@@ -14,7 +14,9 @@ ever waited on, while it is held.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import inspect
 import itertools
 import math
@@ -31,6 +33,8 @@ from types import FrameType
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _async, _events
+from . import _pool as _pool_module
+from ._contexts import copy_back
 from ._fanout import deadline_after, run_batch, run_batch_async
 from ._inspect import accepts_kwargs
 from ._pool import WorkerPool, default_pool
@@ -671,22 +675,25 @@ class Signal:
         deadline = deadline_after(self.timeout)
         responses: list[tuple[Callable[..., Any], Any]] = []
         if sync:
-            responses, contexts = await run_batch_async(
-                self,
-                sync,
-                sender,
-                named,
-                robust=robust,
-                method=method,
-                executor=self._checked_executor(method),
-                timeout=self.timeout,
-                deadline=deadline,
-            )
-            # As Django's sync_to_async does for its one thread: each
-            # receiver's contextvars changes, in connection order.
-            for context in contexts:
-                if context is not None:
-                    _async.restore_context(context)
+            if self._parallel_available():
+                responses = await run_batch_async(
+                    self,
+                    sync,
+                    sender,
+                    named,
+                    robust=robust,
+                    method=method,
+                    executor=self._checked_executor(method),
+                    timeout=self.timeout,
+                    deadline=deadline,
+                )
+            else:
+                # Parallel dispatch was shut down; asend is Django's API and
+                # keeps working, as Django's does: one receiver after another
+                # on a thread of the loop's own.
+                responses = await _call_one_by_one(
+                    self, sync, sender, named, robust=robust, method=method
+                )
         if async_:
             responses += await _async.gather(
                 self,
@@ -779,6 +786,14 @@ class Signal:
                 async_, sender, named, robust=robust, method=method, deadline=deadline
             )
         return responses
+
+    def _parallel_available(self) -> bool:
+        """Whether send_parallel could run now (not shut down, pool open)."""
+        if self._closed:
+            return False
+        if self.executor is not None or self.max_workers is not None:
+            return True
+        return not _pool_module.default_pool_closed()
 
     def _checked_executor(self, method: str) -> Executor | WorkerPool:
         """Return the executor for a parallel dispatch, or raise RuntimeError naming the signal."""
@@ -911,6 +926,49 @@ def _definition_site(signal: Signal) -> tuple[str, int]:
     if frame is None:
         return ("<unknown>", 0)
     return (str(frame.f_globals.get("__name__", "<unknown>")), frame.f_lineno)
+
+
+async def _call_one_by_one(
+    signal: Signal,
+    receivers: Sequence[Callable[..., Any]],
+    sender: object,
+    named: Mapping[str, Any],
+    *,
+    robust: bool,
+    method: str,
+) -> list[tuple[Callable[..., Any], Any]]:
+    """Call sync receivers in order on one thread of the loop's executor.
+
+    Their contextvars changes flow back, even when one raises.
+    """
+    context = contextvars.copy_context()
+    base = context.copy()
+
+    def call_all() -> list[tuple[Callable[..., Any], Any]]:
+        responses: list[tuple[Callable[..., Any], Any]] = []
+        for receiver in receivers:
+            started = _perf_counter()
+            try:
+                responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+            except Exception as err:
+                if not robust:
+                    raise
+                signal._report_failure(
+                    receiver,
+                    err,
+                    sender=sender,
+                    method=method,
+                    duration_ms=(_perf_counter() - started) * 1000.0,
+                    thread=threading.current_thread().name,
+                )
+                responses.append((receiver, err))
+        return responses
+
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(None, context.run, call_all)
+    finally:
+        copy_back(context, base)
 
 
 def _cache_get(cache: Any, sender: object) -> Any:
