@@ -25,12 +25,14 @@ pytestmark = pytest.mark.timeout(120)
 # may delete the key.
 RACY_MODULE = """
 import threading
+import time
 from parasignal import Signal
 
 cache = {}
 order_placed = Signal(name="order_placed")
 
 def audit(value):
+    time.sleep(0)  # IO: lets another thread run, as a real audit write would
     return repr(value)
 
 def racy(sender, **kwargs):

@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._contexts import copy_back, copy_back_all
-from ._events import emit_receiver_timeout
-from ._inspect import describe_receiver
+from ._unfinished import deadline_reason, emit_timeouts, group_error, receiver_error
 
 if TYPE_CHECKING:
     from .dispatcher import Signal
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["gather", "run"]
 
 _SHARED_CONTEXT: Final = sys.version_info >= (3, 11)
-_NAMES_IN_MESSAGE: Final = 20
 
 Responses = list[tuple[Callable[..., Any], Any]]
 
@@ -245,7 +243,7 @@ class _Gathering:
 
     def _response(self, index: int, task: asyncio.Task[Any], timeout: float | None) -> Any:
         if index in self.timed_out:
-            return _timeout_error(self, index, timeout)
+            return self._timeout_error(index, timeout)
         if task.cancelled():
             # The receiver cancelled itself: Django's TaskGroup leaves None.
             return None
@@ -266,33 +264,24 @@ class _Gathering:
     def _timed_out(
         self, unfinished: list[int], timeout: float | None, context: contextvars.Context
     ) -> None:
-        where = f"{self.signal._display_name()}.{self.method}()"
-        for index in unfinished:
-            context.run(
-                emit_receiver_timeout,
-                signal=self.signal._display_name(),
-                receiver=self.receivers[index],
-                sender=self.sender,
-                method=self.method,
-                timeout_s=timeout if timeout is not None else math.inf,
-            )
+        emit_timeouts(
+            context,
+            self.signal,
+            self.receivers,
+            unfinished,
+            sender=self.sender,
+            method=self.method,
+            timeout=timeout,
+        )
         if not self.robust:
-            names = ", ".join(
-                describe_receiver(self.receivers[i]) for i in unfinished[:_NAMES_IN_MESSAGE]
+            raise group_error(
+                TimeoutError, self._where(), deadline_reason(timeout), self.receivers, unfinished
             )
-            more = len(unfinished) - _NAMES_IN_MESSAGE
-            if more > 0:
-                names += f" and {more} more"
-            msg = (
-                f"{where}: {len(unfinished)} receiver(s) did not finish within the "
-                f"{timeout} s deadline: {names}."
-            )
-            raise TimeoutError(msg)
 
+    def _where(self) -> str:
+        return f"{self.signal._display_name()}.{self.method}()"
 
-def _timeout_error(gathering: _Gathering, index: int, timeout: float | None) -> TimeoutError:
-    where = f"{gathering.signal._display_name()}.{gathering.method}()"
-    name = describe_receiver(gathering.receivers[index])
-    return TimeoutError(
-        f"Receiver {name} did not finish within the {timeout} s deadline ({where})."
-    )
+    def _timeout_error(self, index: int, timeout: float | None) -> Exception:
+        return receiver_error(
+            TimeoutError, self._where(), deadline_reason(timeout), self.receivers[index]
+        )

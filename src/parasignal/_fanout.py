@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import math
 import sys
 import threading
 import time
@@ -36,9 +35,14 @@ from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
 from ._contexts import copy_back
-from ._events import emit_receiver_timeout
-from ._inspect import describe_receiver
 from ._pool import WorkerPool
+from ._unfinished import (
+    CANCELLED_REASON,
+    deadline_reason,
+    emit_timeouts,
+    group_error,
+    receiver_error,
+)
 
 if TYPE_CHECKING:
     from .dispatcher import Signal
@@ -48,8 +52,6 @@ __all__ = ["Batch", "deadline_after", "run_batch", "run_batch_async"]
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
 _SKIPPED: Final = object()  # claimed as the batch stopped, and never started
-# How many receivers a TimeoutError or CancelledError message names at most.
-_NAMES_IN_MESSAGE: Final = 20
 
 # The caller's first wait before it adds helpers, and the longest step.
 _FIRST_STEP_S: Final = 0.0001
@@ -440,12 +442,6 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def _format_names(receivers: Sequence[Callable[..., Any]], indices: Sequence[int]) -> str:
-    names = ", ".join(describe_receiver(receivers[i]) for i in indices[:_NAMES_IN_MESSAGE])
-    more = len(indices) - _NAMES_IN_MESSAGE
-    return f"{names} and {more} more" if more > 0 else names
-
-
 def _poster(executor: Executor | WorkerPool) -> tuple[Callable[[Batch], None], int]:
     """How to post a helper to *executor*, and how many helpers it can run at once."""
     if isinstance(executor, WorkerPool):
@@ -687,25 +683,22 @@ def _answer(
         # In the context the dispatch started with, which is the one every
         # receiver started from (the receivers' own copies may still be in
         # use on their threads).
-        for index in unfinished:
-            batch.context.run(
-                emit_receiver_timeout,
-                signal=signal._display_name(),
-                receiver=receivers[index],
-                sender=batch.sender,
-                method=batch.method,
-                timeout_s=timeout if timeout is not None else math.inf,
-            )
+        emit_timeouts(
+            batch.context,
+            signal,
+            receivers,
+            unfinished,
+            sender=batch.sender,
+            method=batch.method,
+            timeout=timeout,
+        )
         error: type[Exception] = TimeoutError
-        reason = f"did not finish within the {timeout} s deadline"
+        reason = deadline_reason(timeout)
     else:
         error = CancelledError
-        reason = "never started: the worker pool was shut down with cancel_futures=True"
+        reason = CANCELLED_REASON
     if not batch.robust:
-        msg = f"{where}: {len(unfinished)} receiver(s) {reason}: "
-        raise error(msg + _format_names(receivers, unfinished) + ".")
+        raise group_error(error, where, reason, receivers, unfinished)
     for index in unfinished:
-        results[index] = error(
-            f"Receiver {describe_receiver(receivers[index])} {reason} ({where})."
-        )
+        results[index] = receiver_error(error, where, reason, receivers[index])
     return list(zip(receivers, results, strict=True))
