@@ -378,10 +378,17 @@ class WaitressServer:
         deadline = time.monotonic() + self.drain_timeout
         while self._busy() and time.monotonic() < deadline:
             wasyncore.loop(timeout=0.05, map=self._map, count=1)
+        # A request thread that has just answered still pulls the trigger to
+        # wake this loop: let every request thread exit before the trigger
+        # closes, then flush what they handed over.
+        self.server.task_dispatcher.shutdown(
+            cancel_pending=True, timeout=max(0.1, deadline - time.monotonic())
+        )
+        while self._busy() and time.monotonic() < deadline:
+            wasyncore.loop(timeout=0.05, map=self._map, count=1)
         for channel in list(self._map.values()):  # idle keep-alive connections, the trigger
             channel.handle_close()
         self.server.close()
-        self.server.task_dispatcher.shutdown()
 
     def _busy(self) -> bool:
         return any(
