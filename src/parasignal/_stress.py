@@ -229,13 +229,16 @@ class _Timed:
         try:
             return self.receiver(**kwargs)
         except BaseException as exc:
-            # Mark it, so the thread that sees it propagate does not count it twice.
-            with contextlib.suppress(AttributeError, TypeError):
-                exc._parasignal_stress_seen = True  # type: ignore[attr-defined]
-            self._recorder.record(self.name, exc)
+            self._failed(exc)
             raise
         finally:
             self._sample((time.perf_counter() - started) * 1000.0)
+
+    def _failed(self, exc: BaseException) -> None:
+        # Mark it, so the thread that sees it propagate does not count it twice.
+        with contextlib.suppress(AttributeError, TypeError):
+            exc._parasignal_stress_seen = True  # type: ignore[attr-defined]
+        self._recorder.record(self.name, exc)
 
     def _sample(self, ms: float) -> None:
         # list.append and next() are atomic under the GIL; the reservoir
@@ -277,9 +280,7 @@ class _TimedAsync(_Timed):
         try:
             return await self.receiver(**kwargs)
         except BaseException as exc:
-            with contextlib.suppress(AttributeError, TypeError):
-                exc._parasignal_stress_seen = True  # type: ignore[attr-defined]
-            self._recorder.record(self.name, exc)
+            self._failed(exc)
             raise
         finally:
             self._sample((time.perf_counter() - started) * 1000.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 import math
@@ -601,30 +602,46 @@ class Signal:
         """
         if not self._receivers:
             return []
-        responses: list[tuple[Callable[..., Any], Any]] = []
-        clock = _perf_counter
         sync, async_ = self._getters(sender)
-        for get in sync:
-            receiver = get()
-            if receiver is None:
-                continue
-            started = clock()
+        receivers = [r for get in sync if (r := get()) is not None]
+        responses = self._call_in_order(receivers, sender, named, robust=True, method="send_robust")
+        if async_:
+            responses += self._run_async(async_, sender, named, robust=True, method="send_robust")
+        return responses
+
+    def _call_in_order(
+        self,
+        receivers: Sequence[Callable[..., Any]],
+        sender: object,
+        named: Mapping[str, Any],
+        *,
+        robust: bool,
+        method: str,
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Call sync *receivers* one after another on this thread.
+
+        Robust: an ``Exception`` becomes the receiver's response and is
+        reported as a failure of *method*. Otherwise it propagates.
+        """
+        responses: list[tuple[Callable[..., Any], Any]] = []
+        for receiver in receivers:
+            started = _perf_counter()
             try:
                 response = receiver(signal=self, sender=sender, **named)
-            except Exception as err:  # noqa: BLE001 - send_robust's contract
+            except Exception as err:
+                if not robust:
+                    raise
                 self._report_failure(
                     receiver,
                     err,
                     sender=sender,
-                    method="send_robust",
-                    duration_ms=(clock() - started) * 1000.0,
+                    method=method,
+                    duration_ms=(_perf_counter() - started) * 1000.0,
                     thread=threading.current_thread().name,
                 )
                 responses.append((receiver, err))
             else:
                 responses.append((receiver, response))
-        if async_:
-            responses += self._run_async(async_, sender, named, robust=True, method="send_robust")
         return responses
 
     # -- async dispatch --------------------------------------------------------
@@ -943,27 +960,9 @@ async def _call_one_by_one(
     """
     context = contextvars.copy_context()
     base = context.copy()
-
-    def call_all() -> list[tuple[Callable[..., Any], Any]]:
-        responses: list[tuple[Callable[..., Any], Any]] = []
-        for receiver in receivers:
-            started = _perf_counter()
-            try:
-                responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
-            except Exception as err:
-                if not robust:
-                    raise
-                signal._report_failure(
-                    receiver,
-                    err,
-                    sender=sender,
-                    method=method,
-                    duration_ms=(_perf_counter() - started) * 1000.0,
-                    thread=threading.current_thread().name,
-                )
-                responses.append((receiver, err))
-        return responses
-
+    call_all = functools.partial(
+        signal._call_in_order, receivers, sender, named, robust=robust, method=method
+    )
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(None, context.run, call_all)
