@@ -81,7 +81,7 @@ def assert_report(output: str, receivers: tuple[str, ...]) -> None:
         r"receiver=parasignal\._demo\.refresh_recommendations method=send_parallel_robust ",
         tables["send_parallel_robust"],
     )
-    assert "thread=parasignal-order_placed" in tables["send_parallel_robust"]
+    assert "thread_name=parasignal-order_placed" in tables["send_parallel_robust"]
     assert re.search(r"structured events: none", tables["send"])
     assert re.search(
         r"^Speed-up: send_parallel_robust answered [\d.]+x sooner than send_robust",

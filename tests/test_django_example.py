@@ -211,7 +211,7 @@ def test_failure_events_carry_the_request_id(run: Run) -> None:
         assert event["receiver"] == "shop.receivers.email_customer"
         assert event["signal"] == "shop.order_placed"
         assert event["level"] == "error"
-        assert event["thread"].startswith("parasignal_")
+        assert event["thread_name"].startswith("parasignal_")
         assert "ServiceError: email answered 503" in event["exception"]
 
 

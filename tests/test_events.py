@@ -24,7 +24,7 @@ FAILURE_KEYS = {
     "sender",
     "method",
     "duration_ms",
-    "thread",
+    "thread_name",
     "exc_info",
 }
 TIMEOUT_KEYS = {"event", "log_level", "signal", "receiver", "sender", "method", "timeout_s"}
@@ -86,7 +86,7 @@ def test_send_robust_failure_emits_one_error_event_with_every_key(
     assert event["method"] == "send_robust"
     assert isinstance(event["duration_ms"], float)
     assert event["duration_ms"] >= 0.0
-    assert event["thread"] == threading.current_thread().name
+    assert event["thread_name"] == threading.current_thread().name
     assert event["exc_info"] is response[1]
 
 
@@ -101,7 +101,7 @@ def test_send_parallel_robust_failure_is_logged_from_the_worker_thread(
     (event,) = logs
     assert set(event) == FAILURE_KEYS
     assert event["method"] == "send_parallel_robust"
-    assert event["thread"].startswith("parasignal")
+    assert event["thread_name"].startswith("parasignal")
     assert event["exc_info"] is responses[1][1]
 
 

@@ -284,7 +284,7 @@ def test_failure_events_carry_the_request_id_of_the_request_that_caused_them(run
     for event in failed:
         assert event["receiver"] == "wsgi_server.Services.reserve_inventory"
         assert event["method"] == "send_parallel_robust"
-        assert event["thread"].startswith("parasignal-order_placed")
+        assert event["thread_name"].startswith("parasignal-order_placed")
         assert "503" in str(event["exc_info"])
 
     timed_out = [e for e in run.events if e["event"] == "signal.receiver_timeout"]

@@ -7,26 +7,40 @@ after import, applies.
 
 Events never carry the values of a signal's named arguments, which may hold
 secrets or personal data; only the sender's ``repr`` (cut to 200 characters)
-is included.
+is included, and an exception whose message is longer than
+:data:`EXCEPTION_TEXT_LIMIT` characters is logged with its message cut.
+
+No key collides with an attribute of :class:`logging.LogRecord` (``thread``,
+``name``, ``msg``, ...), so structlog's stdlib integration can pass every key
+as ``extra`` (``render_to_log_kwargs``).
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 import traceback
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
 from ._inspect import describe_receiver, describe_sender
 
 __all__ = [
+    "EXCEPTION_TEXT_LIMIT",
     "RECEIVER_FAILED",
     "RECEIVER_TIMEOUT",
+    "TruncatedReceiverError",
+    "bounded_exception",
     "emit_receiver_failed",
     "emit_receiver_timeout",
     "logger",
 ]
+
+#: The longest exception message an event carries; longer ones are cut, as
+#: the sender's repr is, so one huge message cannot flood the logs or stall a
+#: dispatch while it is rendered.
+EXCEPTION_TEXT_LIMIT: Final = 2000
 
 RECEIVER_FAILED = "signal.receiver_failed"
 RECEIVER_TIMEOUT = "signal.receiver_timeout"
@@ -46,6 +60,39 @@ def _safely(emit: Any, event: str, fields: dict[str, Any]) -> None:
     except Exception:  # noqa: BLE001 - see above
         print(f"parasignal: could not log {event!r}:", file=sys.stderr)  # noqa: T201
         traceback.print_exc(file=sys.stderr)
+
+
+class TruncatedReceiverError(Exception):
+    """Stands in, in an event, for a receiver exception that would not copy with a cut message."""
+
+
+def bounded_exception(exc: BaseException) -> BaseException:
+    """Return *exc*, or a copy with its message cut to :data:`EXCEPTION_TEXT_LIMIT`.
+
+    The copy has the same type (where it can be made) and traceback, and no
+    chained exceptions (their messages are not bounded). Never raises.
+    """
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ is the renderer's to report
+        return exc
+    if len(text) <= EXCEPTION_TEXT_LIMIT:
+        return exc
+    cut = f"{text[: EXCEPTION_TEXT_LIMIT - 3]}... ({len(text)} characters in all)"
+    stand_in: BaseException
+    try:
+        stand_in = copy.copy(exc)
+        stand_in.args = (cut,)
+        if str(stand_in) != cut:  # a __str__ of its own, not built from args
+            raise TypeError  # noqa: TRY301 - handled just below
+    except Exception:  # noqa: BLE001 - any type that will not copy gets the stand-in
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        stand_in = TruncatedReceiverError(f"{name}: {cut}")
+    stand_in.__traceback__ = exc.__traceback__
+    stand_in.__cause__ = None
+    stand_in.__context__ = None
+    stand_in.__suppress_context__ = True
+    return stand_in
 
 
 def emit_receiver_failed(
@@ -68,8 +115,8 @@ def emit_receiver_failed(
             "sender": describe_sender(sender),
             "method": method,
             "duration_ms": float(duration_ms),
-            "thread": thread,
-            "exc_info": exc,
+            "thread_name": thread,
+            "exc_info": bounded_exception(exc),
         },
     )
 

@@ -19,6 +19,59 @@ Claiming in order gives ``send``'s failure semantics cheaply: when receiver
 *j* fails, every receiver before it has already been claimed and will finish,
 and no helper claims another one, so receivers after *j* that had not started
 never start.
+
+Reference lifetimes (nothing outlives a dispatch)
+--------------------------------------------------
+Everything a dispatch is about (its receivers, the sender and named
+arguments, the results, the exceptions and the contexts) lives in one
+``_Work`` value, referenced by ``Batch.work`` and by nobody else for long:
+
+* The caller holds it while it waits. When it answers (returns or raises,
+  an interrupt included), ``Batch.settle`` detaches it (``work = None``),
+  withdraws the helpers still queued (``WorkerPool.withdraw``, or
+  ``Future.cancel`` on a user's executor) and untracks the batch; the
+  caller's frames drop it on return.
+* A helper reads ``work`` afresh for each receiver, takes out the receiver,
+  a copy of the context and the ``CallArguments``, and lets go of ``work``
+  before calling. While a receiver runs, its helper frame holds that
+  receiver, its context and the arguments, which the receiver needs anyway,
+  and nothing else; a receiver still running after the answer (past the
+  deadline, after an earlier failure, or after an interrupt) keeps only
+  those until it returns. A helper clears every such local before it tells
+  the caller it has finished, so a woken caller answers with no helper
+  holding anything of the dispatch; late outcomes find ``work`` gone and
+  are dropped (a late failure is logged from the ``_Failure``, which holds
+  its own receiver and sender).
+* Queued helpers are the ``Batch`` itself, which after settling holds only
+  counters, its lock and the signal: a helper that starts late finds
+  ``work`` gone and returns at once. Pool workers drop each task before
+  waiting for the next (``WorkerPool._work``).
+* Cycles: none on the success path. On failure paths the exception's
+  traceback holds the frames that caught it (``drain``), which have cleared
+  their locals by then; ``_answer`` deletes its own references to the
+  exception before raising it, and loops over failures by index so that no
+  loop variable keeps one.
+
+Locks (none is held while a receiver runs, is waited on, or is posted)
+----------------------------------------------------------------------
+========================  ==============================================  =====================
+lock                      guards                                          taken by
+========================  ==============================================  =====================
+``Batch._lock``           ``work`` detachment, ``stop``, the counters,    the caller, helpers,
+                          ``failures``, ``cancelled``, ``_futures``        pool callbacks
+``Batch._done``           not a mutex: released once to wake the caller    helpers (release),
+                                                                          the caller (acquire)
+``WorkerPool._lock``      the task queue, threads, sleepers, tracked       posters, workers,
+                          batches, the shutdown flag                       shutdown
+``Signal.lock``           the receiver bookkeeping (``dispatcher``)        connect, dispatch
+========================  ==============================================  =====================
+
+No lock is taken while another is held: ``WorkerPool.shutdown`` calls
+``cancel_unstarted`` and ``cancel`` only after releasing the pool's lock,
+``Batch.settle`` withdraws helpers only after releasing the batch's, so
+``Batch._lock`` and ``WorkerPool._lock`` never nest either way; futures of a
+user's executor are cancelled outside ``Batch._lock`` too, since cancelling
+runs their callbacks. Weakref callbacks only raise a flag (``dispatcher``).
 """
 
 from __future__ import annotations
@@ -32,7 +85,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ._contexts import copy_back
 from ._pool import WorkerPool
@@ -47,7 +100,7 @@ from ._unfinished import (
 if TYPE_CHECKING:
     from .dispatcher import Signal
 
-__all__ = ["Batch", "deadline_after", "run_batch", "run_batch_async"]
+__all__ = ["Batch", "CallArguments", "deadline_after", "run_batch", "run_batch_async"]
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
@@ -68,18 +121,92 @@ def _in_helper() -> bool:
     return getattr(_local, "depth", 0) > 0
 
 
-class _Failure:
-    """An exception a receiver raised, with what is needed to report it later."""
+class CallArguments:
+    """What every receiver of one dispatch is called with, besides ``signal``.
 
-    __slots__ = ("context", "duration_ms", "exc", "thread")
+    Frames that call receivers hold this object rather than the named
+    arguments themselves, and its ``repr`` names the keywords without their
+    values: traceback renderers that print frame locals (rich's, structlog's
+    ``dict_tracebacks``) then show no payload from parasignal's own frames.
+    """
+
+    __slots__ = ("named", "sender")
+
+    def __init__(self, sender: object, named: Mapping[str, Any]) -> None:
+        self.sender = sender
+        self.named = named
+
+    def __repr__(self) -> str:
+        names = ", ".join(sorted(self.named))
+        return f"<parasignal call arguments: sender and {{{names}}} (values hidden)>"
+
+
+class _Work:
+    """What one dispatch is about, owned by its batch until the caller answers.
+
+    Lifetimes: the batch holds the only reference (``Batch.work``) while the
+    dispatch runs; the caller detaches it when it answers (``Batch.settle``)
+    and drops it on return. Helpers never keep it across a receiver call:
+    they take the receiver, its context and the arguments out of it and let
+    go, so a receiver still running after the answer holds what it needs
+    and nothing else of the dispatch.
+    """
+
+    __slots__ = ("arguments", "context", "contexts", "receivers", "results")
 
     def __init__(
-        self, exc: BaseException, context: contextvars.Context, duration_ms: float, thread: str
+        self,
+        receivers: Sequence[Callable[..., Any]],
+        arguments: CallArguments,
+        keep_contexts: bool,
+    ) -> None:
+        self.receivers = receivers
+        self.arguments = arguments
+        self.context = contextvars.copy_context()
+        n = len(receivers)
+        # Slots are written lock-free, each by the one helper that claimed it.
+        self.results: list[Any] = [_PENDING] * n
+        # With keep_contexts, each receiver's own context once it finished,
+        # so that its contextvars changes can flow back to the caller (asend).
+        self.contexts: list[contextvars.Context | None] | None = (
+            [None] * n if keep_contexts else None
+        )
+
+
+class _Failure:
+    """An exception a receiver raised, with what is needed to report it later.
+
+    Holds the receiver and sender itself, so a failure recorded after the
+    caller answered can be logged without the dispatch's other state.
+    """
+
+    __slots__ = ("context", "duration_ms", "exc", "receiver", "sender", "thread")
+
+    def __init__(
+        self,
+        exc: BaseException,
+        *,
+        receiver: Callable[..., Any],
+        sender: object,
+        context: contextvars.Context,
+        duration_ms: float,
+        thread: str,
     ) -> None:
         self.exc = exc
+        self.receiver = receiver
+        self.sender = sender
         self.context = context
         self.duration_ms = duration_ms
         self.thread = thread
+
+
+class _Settled(NamedTuple):
+    """A batch's outcome as frozen by the caller (see :meth:`Batch.settle`)."""
+
+    timed_out: bool
+    work: _Work
+    results: list[Any]
+    failures: dict[int, _Failure]
 
 
 class Batch:
@@ -94,38 +221,51 @@ class Batch:
         *,
         robust: bool,
         method: str,
-        post: Callable[[Batch], None],
-        max_helpers: int,
+        executor: Executor | WorkerPool,
+        keep_contexts: bool = False,
     ) -> None:
+        # Creating a batch has no side effect: nothing is posted or tracked
+        # until start(), so a caller interrupted before it leaks nothing.
         self.signal = signal
-        self.receivers = receivers
-        self.sender = sender
-        self.named = named
         self.robust = robust
         self.method = method
-        self._post = post
-        self.context = contextvars.copy_context()
-        self.n = len(receivers)
-        # Slots are written lock-free, each by the one helper that claimed it.
-        self.results: list[Any] = [_PENDING] * self.n
+        self.n = n = len(receivers)
+        # The dispatch's receivers, arguments, context and outcomes; None
+        # once the caller has answered (see _Work).
+        self.work: _Work | None = _Work(receivers, CallArguments(sender, named), keep_contexts)
         # Indices not yet claimed, lowest last: list.pop() is atomic under the
         # GIL, so claiming needs no lock, and len() says how many are left.
         # Receivers are claimed in order, so the first n - len() are claimed.
-        self._unclaimed = list(range(self.n - 1, -1, -1))
+        self._unclaimed = list(range(n - 1, -1, -1))
         # Set (under _lock) once no receiver may start any more: a receiver
         # failed in a way that ends the dispatch, the deadline passed, the
         # pool was shut down with cancel_futures, or the caller answered.
         # Helpers read it without the lock, before and after each claim.
         self.stop = False
-        # Guards everything below. Never held while a receiver runs or a
-        # helper is posted, so receivers may dispatch and connect freely.
+        # Guards everything below and Batch.work's detachment. Never held
+        # while a receiver runs or a helper is posted, so receivers may
+        # dispatch and connect freely; the pool's lock is never taken while
+        # it is held, nor it while the pool's is.
         self._lock = threading.Lock()
-        self._max_helpers = max_helpers
+        if isinstance(executor, WorkerPool):
+            self.pool: WorkerPool | None = executor
+            capacity = executor.max_workers
+        else:
+            # The parasignal pool the batch runs on tracks it for
+            # shutdown(cancel_futures=True); a user's executor does not.
+            self.pool = None
+            found = getattr(executor, "_max_workers", None)
+            capacity = found if isinstance(found, int) and found >= 1 else 1 << 30
+        self._executor = executor
+        self._max_helpers = min(n, capacity)
+        # Futures of helpers submitted to a user's executor, cancelled when
+        # the caller answers (those not yet started then never run).
+        self._futures: list[Future[None]] = []
         self._posted = 0  # helpers posted (or being posted)
         self._resolved = 0  # posted helpers that have started or were dropped
         self._running = 0  # helpers inside drain() right now
         self._finished = 0  # receivers counted as finished by exited helpers
-        self._first_failure = self.n  # lowest index in failures
+        self._first_failure = n  # lowest index in failures
         self.failures: dict[int, _Failure] = {}
         # Receivers not yet started will never start: the pool was shut down
         # with cancel_futures, or dropped our helpers unrun.
@@ -138,16 +278,31 @@ class Batch:
         self._done = threading.Lock()
         self._done.acquire()
         # Also called then (from whichever thread decides), for callers that
-        # wait in an event loop rather than on _done.
+        # wait in an event loop rather than on _done. Dropped on answer.
         self.on_done: Callable[[], None] | None = None
-        # With keep_contexts, each receiver's own context once it finished,
-        # so that its contextvars changes can flow back to the caller (asend).
-        self.contexts: list[contextvars.Context | None] | None = None
-        # The parasignal pool the batch runs on, which tracks it for
-        # shutdown(cancel_futures=True); None for a user's executor.
-        self.pool: WorkerPool | None = None
 
     # -- helpers (worker side) ----------------------------------------------
+
+    def _post(self) -> None:
+        executor = self._executor
+        if isinstance(executor, WorkerPool):
+            executor.post(self)
+            return
+        future: Future[None] = executor.submit(self.run)
+        # A user's executor shut down with cancel_futures drops our helper.
+        future.add_done_callback(self._helper_done)
+        with self._lock:
+            late = self._abandoned
+            if not late:
+                self._futures.append(future)
+        if late:
+            # The caller answered while we submitted. Cancelled outside the
+            # lock: cancel() runs _helper_done, which takes it.
+            future.cancel()
+
+    def _helper_done(self, future: Future[None]) -> None:
+        if future.cancelled():
+            self.cancel()
 
     def post_helpers(self, count: int) -> int:
         """Post up to *count* more helpers; return how many were posted.
@@ -158,13 +313,13 @@ class Batch:
         """
         with self._lock:
             count = min(count, self._max_helpers - self._posted)
-            if count <= 0:
+            if count <= 0 or self._abandoned:
                 return 0
             self._posted += count
         posted = 0
         try:
             for _ in range(count):
-                self._post(self)
+                self._post()
                 posted += 1
         except RuntimeError:
             with self._lock:
@@ -209,25 +364,39 @@ class Batch:
             self._running += 1
         self.drain()
 
-    def drain(self) -> None:  # noqa: PLR0915 - the hot loop stays in one frame, for speed
+    def drain(self) -> None:  # noqa: PLR0912, PLR0915 - the hot loop stays in one frame
         """Claim and call receivers in order until none are left or stop is set.
 
         The caller has counted itself in ``_running``; this uncounts it.
+
+        References: while a receiver runs, this frame holds the batch, that
+        receiver, its context and the call arguments, and nothing else of the
+        dispatch (no other receiver, no result). Everything is dropped before
+        the helper reports that it has finished, so the woken caller answers
+        with no helper still holding what it answers about.
         """
         _local.depth = getattr(_local, "depth", 0) + 1
-        receivers = self.receivers
-        results = self.results
         unclaimed = self._unclaimed
-        context = self.context
         signal = self.signal
-        sender = self.sender
-        named = self.named
         robust = self.robust
-        contexts = self.contexts
         clock = time.perf_counter
         ran = 0
+        work: _Work | None = None
+        receiver: Callable[..., Any] | None = None
+        arguments: CallArguments | None = None
+        ctx: contextvars.Context | None = None
+        value: Any = None
+        # Set when a failure decided the answer: the caller is woken only
+        # once this frame has let go of the receiver and its context.
+        decided = False
         try:
-            while not self.stop:
+            while True:
+                # Read before the stop check: the caller detaches the work
+                # only after setting stop, so work read here is either None
+                # or, if stop is still clear afterwards, the live dispatch.
+                work = self.work
+                if work is None or self.stop:
+                    break
                 try:
                     index = unclaimed.pop()
                 except IndexError:
@@ -240,37 +409,67 @@ class Batch:
                     # going back to the list: other helpers may have claimed
                     # later ones since, and the claimed receivers must stay
                     # the first n - len(unclaimed).
-                    results[index] = _SKIPPED  # type: ignore[unreachable]
+                    work.results[index] = _SKIPPED  # type: ignore[unreachable]
                     break
                 ran += 1
-                receiver = receivers[index]
-                ctx = context.copy()
+                receiver = work.receivers[index]
+                arguments = work.arguments
+                ctx = work.context.copy()
+                # The call holds only what this receiver needs (see above).
+                work = None
                 started = clock()
                 try:
                     # Literal keywords when there are no named arguments: it
                     # spares building and unpacking a dict per call.
-                    if named:
-                        results[index] = ctx.run(receiver, signal=signal, sender=sender, **named)
+                    if arguments.named:
+                        value = ctx.run(
+                            receiver, signal=signal, sender=arguments.sender, **arguments.named
+                        )
                     else:
-                        results[index] = ctx.run(receiver, signal=signal, sender=sender)
+                        value = ctx.run(receiver, signal=signal, sender=arguments.sender)
                 except Exception as exc:  # noqa: BLE001 - every failure is reported or raised
                     duration_ms = (clock() - started) * 1000.0
-                    if robust:
-                        results[index] = exc
-                        ctx.run(self._report, receiver, exc, duration_ms, _thread_name())
-                    else:
-                        self._record_failure(index, exc, ctx, duration_ms)
+                    if not robust:
+                        decided |= self._record_failure(
+                            index,
+                            exc,
+                            receiver=receiver,
+                            sender=arguments.sender,
+                            ctx=ctx,
+                            duration_ms=duration_ms,
+                        )
+                        continue
+                    value = exc
+                    ctx.run(
+                        self._report, receiver, exc, arguments.sender, duration_ms, _thread_name()
+                    )
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     duration_ms = (clock() - started) * 1000.0
-                    self._record_failure(index, exc, ctx, duration_ms)
-                if contexts is not None:
-                    contexts[index] = ctx
+                    decided |= self._record_failure(
+                        index,
+                        exc,
+                        receiver=receiver,
+                        sender=arguments.sender,
+                        ctx=ctx,
+                        duration_ms=duration_ms,
+                    )
+                    continue
+                # None once the caller has answered (a late receiver): the
+                # outcome then has nowhere to go and is dropped with `value`.
+                work = self.work
+                if work is not None:
+                    work.results[index] = value
+                    if work.contexts is not None:
+                        work.contexts[index] = ctx
+                value = None
         finally:
+            # Drop every reference to the dispatch before reporting the end.
+            work = receiver = arguments = ctx = value = None
             _local.depth -= 1
             with self._lock:
                 self._finished += ran
                 self._running -= 1
-                release = self._update_locked()
+                release = self._update_locked() or decided
             if release:
                 self._wake()
 
@@ -285,13 +484,18 @@ class Batch:
             return not (self.cancelled or self._abandoned) and index < self._first_failure
 
     def _report(
-        self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float, thread: str
+        self,
+        receiver: Callable[..., Any],
+        exc: BaseException,
+        sender: object,
+        duration_ms: float,
+        thread: str,
     ) -> None:
         try:
             self.signal._report_failure(
                 receiver,
                 exc,
-                sender=self.sender,
+                sender=sender,
                 method=self.method,
                 duration_ms=duration_ms,
                 thread=thread,
@@ -303,32 +507,56 @@ class Batch:
             traceback.print_exc(file=sys.stderr)
 
     def _record_failure(
-        self, index: int, exc: BaseException, ctx: contextvars.Context, duration_ms: float
-    ) -> None:
-        failure = _Failure(exc, ctx, duration_ms, _thread_name())
+        self,
+        index: int,
+        exc: BaseException,
+        *,
+        receiver: Callable[..., Any],
+        sender: object,
+        ctx: contextvars.Context,
+        duration_ms: float,
+    ) -> bool:
+        """Record a failure; True if it decided the answer (the caller must then wake).
+
+        The waking is left to the calling helper, which does it once it holds
+        nothing of the dispatch any more.
+        """
+        failure = _Failure(
+            exc,
+            receiver=receiver,
+            sender=sender,
+            context=ctx,
+            duration_ms=duration_ms,
+            thread=_thread_name(),
+        )
         release = False
         with self._lock:
-            self.results[index] = _FAILED
+            work = self.work
+            if work is not None:
+                work.results[index] = _FAILED
             self.stop = True
             late = self._abandoned
             if not late:
                 self.failures[index] = failure
                 self._first_failure = min(self._first_failure, index)
                 release = self._update_locked()
-        if release:
-            self._wake()
+        del work
         if late:
-            self.log_failure(index, failure)
+            # Nobody will answer with it: log it here, in the receiver's
+            # context (it is no longer in use, the receiver having returned).
+            self.log_failure(failure)
+        return release
 
-    def log_failure(self, index: int, failure: _Failure) -> None:
+    def log_failure(self, failure: _Failure) -> None:
         """Report a failure nobody else will see, in the receiver's own context."""
         # The receiver's context carries whatever the application bound (a
         # request id, say) into the event. The receiver has returned, so the
         # context is free to enter again, from any thread.
         failure.context.run(
             self._report,
-            self.receivers[index],
+            failure.receiver,
             failure.exc,
+            failure.sender,
             failure.duration_ms,
             failure.thread,
         )
@@ -348,6 +576,9 @@ class Batch:
         """
         if self._signalled:
             return False
+        work = self.work
+        if work is None:  # pragma: no cover - detached only once signalled
+            return False
         if not self.cancelled and self._unclaimed and self._running == 0:
             # Receivers remain but no helper is running and none is left to
             # start: the pool dropped our helpers. Nothing more will start.
@@ -356,16 +587,41 @@ class Batch:
         if first < self.n:
             # After a failure that ends the dispatch, only the receivers
             # before it matter.
-            done = _PENDING not in self.results[:first]
+            done = _PENDING not in work.results[:first]
         elif self.cancelled:
             # Only the receivers that started matter.
-            done = _PENDING not in self.results[: self.n - len(self._unclaimed)]
+            done = _PENDING not in work.results[: self.n - len(self._unclaimed)]
         else:
             done = self._finished >= self.n
         self._signalled = done
         return done
 
     # -- the caller's side ---------------------------------------------------
+
+    def start(self) -> None:
+        """Track the batch and post its first helper(s); on a worker, join in.
+
+        Raises :class:`RuntimeError` naming the signal if the pool refuses
+        work. The caller must :meth:`abandon` the batch if this raises
+        anything else (an interrupt), and may always: abandoning is
+        idempotent and undoes a partial start.
+        """
+        nested = _in_helper()
+        if self.pool is not None:
+            self.pool.track(self)
+        try:
+            self.post_helpers(2 if nested else 1)
+        except RuntimeError as exc:
+            if not nested:
+                where = f"{self.signal._display_name()}.{self.method}()"
+                msg = f"{where} could not start its receivers: {exc}."
+                raise RuntimeError(msg) from exc
+        if nested:
+            # Re-entrancy: this thread is itself a parasignal worker, and its
+            # pool may have no other free thread (max_workers=1, or all busy
+            # the same way). Work on the batch here instead of only waiting
+            # for helpers that might never get a thread.
+            self.join_as_helper()
 
     def _grow(self) -> None:
         """Post more helpers: a step ended with receivers still unclaimed."""
@@ -410,52 +666,64 @@ class Batch:
         return done.acquire(timeout=max(deadline - time.monotonic(), 0.0))
 
     def abandon(self) -> None:
-        """Give up on the batch: the caller is gone (an exception interrupted its wait).
+        """Give up on the batch: the caller is gone (an exception interrupted it).
 
-        Failures already recorded are logged here, those recorded later by the
-        helpers that see them, so none is lost.
+        Nothing more starts; failures already recorded are logged here, those
+        recorded later by the helpers that see them, so none is lost.
+        Idempotent, and safe after a partial :meth:`start`.
         """
-        _, _, failures = self.settle(timed_out=False)
-        for index, failure in failures.items():
-            self.log_failure(index, failure)
+        settled = self.settle(timed_out=False)
+        failures = settled.failures if settled is not None else {}
+        del settled
+        for failure in failures.values():
+            self.log_failure(failure)
 
-    def settle(self, timed_out: bool) -> tuple[bool, list[Any], dict[int, _Failure]]:
-        """Freeze the outcome: (timed out, a copy of the results, failures to report).
+    def settle(self, timed_out: bool) -> _Settled | None:
+        """Freeze the outcome and detach the dispatch from the batch.
 
-        From here on no receiver starts, and failures recorded later are
-        logged by the helpers that see them.
+        From here on no receiver starts, failures recorded later are logged
+        by the helpers that see them, helpers still queued are withdrawn, and
+        the pool forgets the batch. Returns None if it was settled before.
         """
         with self._lock:
-            if timed_out and self._signalled:
-                timed_out = False  # decided just as the deadline passed
+            work = self.work
+            if work is None:
+                settled = None
+            else:
+                if timed_out and self._signalled:
+                    timed_out = False  # decided just as the deadline passed
+                # A copy: helpers still running write to the original list
+                # (and drop what they wrote with it).
+                settled = _Settled(timed_out, work, list(work.results), self.failures)
             self.stop = True
             self._abandoned = True
             self._signalled = True
-            # A copy: helpers still running keep writing their own slots.
-            results = list(self.results)
-            failures = self.failures
+            self.work = None
             self.failures = {}
-        return timed_out, results, failures
+            self.on_done = None
+            futures, self._futures = self._futures, []
+        del work
+        try:
+            self._withdraw(futures)
+        finally:
+            if self.pool is not None:
+                self.pool.untrack(self)
+        return settled
+
+    def _withdraw(self, futures: list[Future[None]]) -> None:
+        # Helpers still queued would only find the batch stopped: take them
+        # back, so nothing of a finished dispatch stays queued.
+        if self.pool is not None:
+            withdrawn = self.pool.withdraw(self)
+            if withdrawn:
+                with self._lock:
+                    self._resolved += withdrawn
+        for future in futures:
+            future.cancel()
 
 
 def _thread_name() -> str:
     return threading.current_thread().name
-
-
-def _poster(executor: Executor | WorkerPool) -> tuple[Callable[[Batch], None], int]:
-    """How to post a helper to *executor*, and how many helpers it can run at once."""
-    if isinstance(executor, WorkerPool):
-        return executor.post, executor.max_workers
-
-    def submit(batch: Batch) -> None:
-        future: Future[None] = executor.submit(batch.run)
-        # A user's executor shut down with cancel_futures drops our helper.
-        future.add_done_callback(lambda f: batch.cancel() if f.cancelled() else None)
-
-    capacity = getattr(executor, "_max_workers", None)
-    if not isinstance(capacity, int) or capacity < 1:
-        capacity = 1 << 30
-    return submit, capacity
 
 
 def deadline_after(timeout: float | None) -> float | None:
@@ -469,77 +737,15 @@ def deadline_after(timeout: float | None) -> float | None:
     return time.monotonic() + timeout
 
 
-def start_batch(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-    executor: Executor | WorkerPool,
-    keep_contexts: bool = False,
-    on_done: Callable[[], None] | None = None,
-) -> Batch:
-    """Create a batch and post its first helper; the caller then waits and finishes it.
-
-    Raises :class:`RuntimeError` naming the signal if the pool refuses work.
-    """
-    post, capacity = _poster(executor)
-    batch = Batch(
-        signal,
-        receivers,
-        sender,
-        named,
-        robust=robust,
-        method=method,
-        post=post,
-        max_helpers=min(len(receivers), capacity),
-    )
-    batch.on_done = on_done
-    if keep_contexts:
-        batch.contexts = [None] * batch.n
-    nested = _in_helper()
-    pool = executor if isinstance(executor, WorkerPool) else None
-    if pool is not None:
-        pool.track(batch)
-        batch.pool = pool
-    try:
-        batch.post_helpers(2 if nested else 1)
-    except RuntimeError as exc:
-        if not nested:
-            if pool is not None:
-                pool.untrack(batch)
-            msg = f"{signal._display_name()}.{method}() could not start its receivers: {exc}."
-            raise RuntimeError(msg) from exc
-    if nested:
-        # Re-entrancy: this thread is itself a parasignal worker, and its pool
-        # may have no other free thread (max_workers=1, or all busy the same
-        # way). Work on the batch here instead of only waiting for helpers
-        # that might never get a thread.
-        batch.join_as_helper()
-    return batch
-
-
 def finish_batch(
     batch: Batch, *, finished: bool, timeout: float | None
 ) -> list[tuple[Callable[..., Any], Any]]:
     """Settle a batch the caller has waited for, and give its answer (or raise)."""
-    try:
-        timed_out, results, failures = batch.settle(not finished)
-    finally:
-        if batch.pool is not None:
-            batch.pool.untrack(batch)
-    return _answer(batch, results, failures, timed_out, timeout)
-
-
-def abandon_batch(batch: Batch) -> None:
-    """Give up on a batch whose caller was interrupted: start nothing more, lose nothing."""
-    try:
-        batch.abandon()
-    finally:
-        if batch.pool is not None:
-            batch.pool.untrack(batch)
+    settled = batch.settle(not finished)
+    if settled is None:  # pragma: no cover - only the caller settles, once
+        msg = "a parallel dispatch was answered twice"
+        raise AssertionError(msg)
+    return _answer(batch, settled, timeout)
 
 
 def run_batch(
@@ -557,17 +763,18 @@ def run_batch(
     """Call *receivers* on *executor* and return ``send``'s ordered answer.
 
     Blocks the calling thread. See :meth:`parasignal.Signal.send_parallel`
-    for the full contract.
+    for the full contract. Whether it returns or raises (an interrupt
+    included, wherever it lands after the batch exists), the batch is
+    settled on the way out, so nothing of the dispatch stays referenced.
     """
-    batch = start_batch(
-        signal, receivers, sender, named, robust=robust, method=method, executor=executor
-    )
+    batch = Batch(signal, receivers, sender, named, robust=robust, method=method, executor=executor)
     try:
+        batch.start()
         finished = batch.wait(deadline)
     except BaseException:
         # KeyboardInterrupt, a signal handler's exception, a task framework's
-        # time limit...: the caller will not answer.
-        abandon_batch(batch)
+        # time limit, a refusing pool...: the caller will not answer.
+        batch.abandon()
         raise
     return finish_batch(batch, finished=finished, timeout=timeout)
 
@@ -601,7 +808,7 @@ async def run_batch_async(
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(_resolve, decided)
 
-    batch = start_batch(
+    batch = Batch(
         signal,
         receivers,
         sender,
@@ -610,19 +817,26 @@ async def run_batch_async(
         method=method,
         executor=executor,
         keep_contexts=True,
-        on_done=on_done,
     )
+    batch.on_done = on_done
     try:
+        batch.start()
         finished = await _wait_in_loop(batch, decided, deadline)
     except BaseException:
-        abandon_batch(batch)
+        batch.abandon()
         raise
+    settled = batch.settle(not finished)
+    if settled is None:  # pragma: no cover - only the caller settles, once
+        msg = "a parallel dispatch was answered twice"
+        raise AssertionError(msg)
     try:
-        return finish_batch(batch, finished=finished, timeout=timeout)
+        return _answer(batch, settled, timeout)
     finally:
-        for context in list(batch.contexts or ()):
+        work = settled.work
+        for context in list(work.contexts or ()):
             if context is not None:
-                copy_back(context, batch.context)
+                copy_back(context, work.context)
+        del work, settled
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -650,24 +864,25 @@ async def _wait_in_loop(
 
 
 def _answer(
-    batch: Batch,
-    results: list[Any],
-    failures: dict[int, _Failure],
-    timed_out: bool,
-    timeout: float | None,
+    batch: Batch, settled: _Settled, timeout: float | None
 ) -> list[tuple[Callable[..., Any], Any]]:
     """Turn a settled batch into ``send``'s answer, or the exception to raise."""
     signal = batch.signal
-    receivers = batch.receivers
+    work = settled.work
+    receivers = work.receivers
+    results = settled.results
+    failures = settled.failures
+    timed_out = settled.timed_out
+    del settled
     unfinished = [i for i, r in enumerate(results) if r is _PENDING or r is _SKIPPED]
     raised: int | None = None
     if failures:
         first = min(failures)
         if not any(i < first for i in unfinished):
             raised = first
-    for index, failure in failures.items():
+    for index in sorted(failures):
         if index != raised:
-            batch.log_failure(index, failure)
+            batch.log_failure(failures[index])
     if raised is not None:
         exc = failures.pop(raised).exc
         failures.clear()
@@ -675,7 +890,7 @@ def _answer(
             raise exc
         finally:
             # Break the exception -> traceback -> this frame -> exception cycle.
-            del exc, failures
+            del exc, failures, work, results
     if not unfinished:
         return list(zip(receivers, results, strict=True))
     where = f"{signal._display_name()}.{batch.method}()"
@@ -684,11 +899,11 @@ def _answer(
         # receiver started from (the receivers' own copies may still be in
         # use on their threads).
         emit_timeouts(
-            batch.context,
+            work.context,
             signal,
             receivers,
             unfinished,
-            sender=batch.sender,
+            sender=work.arguments.sender,
             method=batch.method,
             timeout=timeout,
         )

@@ -16,12 +16,14 @@ Life cycle (see the README, "Life cycle"):
   exist: every pool is forgotten and the shared one is created afresh on first
   use. (Signals renew their own pools and locks; see ``dispatcher``.)
 * When callers outnumber workers, tasks wait in one FIFO queue; a dispatch
-  queues at most one helper per worker, never one task per receiver.
+  queues at most one helper per worker, never one task per receiver, and
+  withdraws the helpers still queued when it answers.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import queue
@@ -30,7 +32,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
@@ -63,6 +65,9 @@ class Task(Protocol):
     def cancel_unstarted(self) -> None: ...
 
 
+# What wakes a sleeping worker: "look at the queue again".
+_WAKE: Final = object()
+
 # Set on the pools' own worker threads.
 _worker = threading.local()
 
@@ -70,52 +75,108 @@ _worker = threading.local()
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
+class _Slot:
+    """One worker thread's registration, decided under the pool's lock.
+
+    A thread whose start was interrupted (``KeyboardInterrupt`` inside
+    :meth:`threading.Thread.start`) may or may not exist. The starter, still
+    holding the lock, marks the slot abandoned and uncounts it; the thread, if
+    the system did start it, sees that on its first step (it needs the same
+    lock) and exits without taking work. So the thread count never exceeds
+    ``max_workers``, and a slot is never held by a thread that does not run.
+    """
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self) -> None:
+        self.abandoned = False
+
+
 class WorkerPool:
     """A bounded, lazily grown pool of daemon threads running :class:`Task` objects.
 
+    Tasks wait in one FIFO queue, from which a dispatch can withdraw the
+    helpers it no longer needs (:meth:`withdraw`), so a finished dispatch
+    leaves nothing queued. A worker drops each task before it waits for the
+    next, so an idle worker references nothing of any dispatch.
+
     Thread safety: every method may be called from any thread, including the
-    pool's own workers.
+    pool's own workers. :meth:`post` and thread start-up tolerate a
+    ``KeyboardInterrupt`` landing inside them: the thread count never exceeds
+    ``max_workers`` and no worker is left asleep with work queued.
     """
 
     def __init__(self, max_workers: int, name_prefix: str) -> None:
         self.max_workers = max_workers
         self.name_prefix = name_prefix
-        self._queue: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._names = itertools.count()
-        # Guards _threads, _idle, _backlog, _tracked and _shutdown. Held only
-        # for bookkeeping: never while a task runs.
+        # Guards _tasks, _threads, _sleeping, _tracked and _shutdown. Held only
+        # for bookkeeping: never while a task runs, and no other lock is taken
+        # while it is held (posting a wake-up token is a lock-free C call).
         self._lock = threading.Lock()
+        self._tasks: collections.deque[Task] = collections.deque()
         self._threads: set[threading.Thread] = set()
-        # Workers that have promised to take the next queued task without a new
-        # thread being started for it.
-        self._idle = 0
-        # Tasks queued while every worker was busy and no thread could start.
-        self._backlog = 0
+        # Workers about to block, or blocked, on _wakeups with no token sent
+        # for them yet. A token sent for nobody (after an interrupted post)
+        # only makes a worker look at the queue once more: harmless.
+        self._sleeping = 0
+        self._wakeups: queue.SimpleQueue[object] = queue.SimpleQueue()
         # Dispatches in flight on this pool, for shutdown(cancel_futures=True).
         self._tracked: set[Task] = set()
         self._shutdown = False
         _pools.add(self)
 
     def post(self, task: Task) -> None:
-        """Queue *task* to run on a worker thread.
+        """Queue *task* to run on a worker thread, starting one if none is free.
 
-        Raises :class:`RuntimeError` once the pool has been shut down.
+        Raises :class:`RuntimeError` once the pool has been shut down, or if
+        the system refuses a new thread while none is free; *task* is then
+        not queued.
+        """
+        wake = False
+        try:
+            with self._lock:
+                if self._shutdown:
+                    self._refuse()
+                if self._sleeping:
+                    self._sleeping -= 1
+                    wake = True
+                elif len(self._threads) < self.max_workers:
+                    # Before queueing: if the system refuses a thread, nothing
+                    # is left queued. The new thread needs this lock for its
+                    # first step, so it finds the task queued below.
+                    self._start_worker_locked()
+                self._tasks.append(task)
+            if wake:
+                self._wakeups.put(_WAKE)
+                wake = False
+        except BaseException:
+            if wake:
+                # Interrupted between counting a sleeper as woken and waking
+                # it: wake one anyway (a spare token is harmless).
+                self._wakeups.put(_WAKE)
+            raise
+
+    def _refuse(self) -> NoReturn:
+        raise RuntimeError(
+            f"the worker pool {self.name_prefix!r} has been shut down and accepts no new receivers"
+        )
+
+    def withdraw(self, task: Task) -> int:
+        """Remove every queued, unstarted occurrence of *task*; return how many.
+
+        Withdrawn occurrences never run and are not cancelled: the caller
+        accounts for them itself.
         """
         with self._lock:
-            if self._shutdown:
-                raise RuntimeError(
-                    f"the worker pool {self.name_prefix!r} has been shut down and "
-                    "accepts no new receivers"
-                )
-            if self._idle:
-                self._idle -= 1
-            elif len(self._threads) < self.max_workers:
-                # Start the thread before queueing: if the system refuses a
-                # thread, nothing is left queued and nothing miscounted.
-                self._start_worker_locked()
-            else:
-                self._backlog += 1
-            self._queue.put(task)
+            tasks = self._tasks
+            count = 0
+            while True:
+                try:
+                    tasks.remove(task)
+                except ValueError:
+                    return count
+                count += 1
 
     def track(self, task: Task) -> None:
         """Remember a dispatch in flight, so shutdown can cancel what it has not started."""
@@ -123,58 +184,85 @@ class WorkerPool:
             self._tracked.add(task)
 
     def untrack(self, task: Task) -> None:
-        """Forget a dispatch that has answered."""
+        """Forget a dispatch that has answered. Idempotent."""
         with self._lock:
             self._tracked.discard(task)
 
+    @property
+    def tracked_count(self) -> int:
+        """How many dispatches are in flight on this pool (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._tracked)
+
+    @property
+    def queued(self) -> int:
+        """How many tasks wait for a free worker."""
+        with self._lock:
+            return len(self._tasks)
+
     def _start_worker_locked(self) -> None:
         # Caller holds self._lock. Raises RuntimeError if no thread can start.
+        slot = _Slot()
         thread = threading.Thread(
             target=self._work,
+            args=(slot,),
             name=f"{self.name_prefix}_{next(self._names)}",
             daemon=True,
         )
-        self._threads.add(thread)
         try:
+            self._threads.add(thread)
             thread.start()
         except BaseException:
+            # Refused, or interrupted while starting (see _Slot): the thread,
+            # if it exists, has not registered yet, since that needs the lock
+            # we hold, and now never will.
+            slot.abandoned = True
             self._threads.discard(thread)
             raise
 
-    def _work(self) -> None:
+    def _work(self, slot: _Slot) -> None:
+        # References held here: `task`, the task being run, and nothing once
+        # it has returned. A task references its dispatch only until that
+        # dispatch answers (see _fanout), so a worker that outlives a
+        # dispatch holds nothing of it.
+        me = threading.current_thread()
+        with self._lock:
+            if slot.abandoned:
+                return
         _worker.active = True
-        get = self._queue.get
+        lock = self._lock
+        tasks = self._tasks
+        task: Task | None = None
         try:
             while True:
-                task = get()
+                with lock:
+                    if tasks:
+                        task = tasks.popleft()
+                    elif self._shutdown:
+                        return
+                    else:
+                        self._sleeping += 1
                 if task is None:
-                    break
+                    self._wakeups.get()
+                    continue
                 try:
                     task.run()
                 except BaseException as exc:  # noqa: BLE001 - a task must not kill the worker
                     if not isinstance(exc, SystemExit):
                         print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
                         traceback.print_exc(file=sys.stderr)
-                del task
-                with self._lock:
-                    if self._backlog:
-                        self._backlog -= 1
-                    else:
-                        self._idle += 1
+                # Dropped before looking for the next task, so a worker that
+                # then sleeps holds nothing of the dispatch it ran.
+                task = None
         finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+            with lock:
+                self._threads.discard(me)
 
     @property
     def thread_count(self) -> int:
         """The number of worker threads currently alive or starting."""
         with self._lock:
             return len(self._threads)
-
-    @property
-    def is_shutdown(self) -> bool:
-        """Whether :meth:`shutdown` has been called."""
-        return self._shutdown
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks and let the workers exit once the queue drains.
@@ -189,22 +277,23 @@ class WorkerPool:
         """
         with self._lock:
             self._shutdown = True
-            threads = list(self._threads)
             tracked = list(self._tracked) if cancel_futures else []
-        if cancel_futures:
-            for task in tracked:
-                task.cancel_unstarted()
-            while True:
-                try:
-                    queued = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if queued is not None:
-                    queued.cancel()
-        # One sentinel per worker that may still be reading the queue: each
-        # worker consumes exactly one and exits.
-        for _ in threads:
-            self._queue.put(None)
+            dropped: list[Task] = []
+            if cancel_futures:
+                dropped = list(self._tasks)
+                self._tasks.clear()
+            sleeping, self._sleeping = self._sleeping, 0
+        # Outside the lock: cancel() and cancel_unstarted() take the
+        # dispatch's own lock.
+        for task in tracked:
+            task.cancel_unstarted()
+        for task in dropped:
+            task.cancel()
+        del dropped, tracked
+        # Every sleeping worker wakes, finds the queue empty (or drains it)
+        # and, seeing the shutdown, exits.
+        for _ in range(sleeping):
+            self._wakeups.put(_WAKE)
         # A parasignal worker never waits for workers: two receivers shutting
         # down each other's pools (or the same one) would wait on each other.
         if wait and not getattr(_worker, "active", False):
@@ -229,9 +318,10 @@ class WorkerPool:
         # lock may have been held by one of them at the fork.
         self._lock = threading.Lock()
         self._threads = set()
-        self._idle = self._backlog = 0
+        self._sleeping = 0
         self._tracked = set()
-        self._queue = queue.SimpleQueue()
+        self._tasks = collections.deque()
+        self._wakeups = queue.SimpleQueue()
         self._shutdown = True
 
 

@@ -36,7 +36,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 from . import _async, _events
 from . import _pool as _pool_module
 from ._contexts import copy_back
-from ._fanout import deadline_after, run_batch, run_batch_async
+from ._fanout import CallArguments, deadline_after, run_batch, run_batch_async
 from ._inspect import accepts_kwargs
 from ._pool import WorkerPool, default_pool
 
@@ -623,18 +623,34 @@ class Signal:
         Robust: an ``Exception`` becomes the receiver's response and is
         reported as a failure of *method*. Otherwise it propagates.
         """
+        return self._call_each(
+            receivers, CallArguments(sender, named), robust=robust, method=method
+        )
+
+    def _call_each(
+        self,
+        receivers: Sequence[Callable[..., Any]],
+        arguments: CallArguments,
+        *,
+        robust: bool,
+        method: str,
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        # The frame that catches receivers' exceptions, and so the first one
+        # their tracebacks show: it holds the arguments only inside
+        # CallArguments, whose repr hides their values from renderers that
+        # print frame locals.
         responses: list[tuple[Callable[..., Any], Any]] = []
         for receiver in receivers:
             started = _perf_counter()
             try:
-                response = receiver(signal=self, sender=sender, **named)
+                response = receiver(signal=self, sender=arguments.sender, **arguments.named)
             except Exception as err:
                 if not robust:
                     raise
                 self._report_failure(
                     receiver,
                     err,
-                    sender=sender,
+                    sender=arguments.sender,
                     method=method,
                     duration_ms=(_perf_counter() - started) * 1000.0,
                     thread=threading.current_thread().name,
