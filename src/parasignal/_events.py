@@ -21,8 +21,10 @@ import structlog
 from ._inspect import describe_receiver, describe_sender
 
 __all__ = [
+    "DB_CLEANUP_FAILED",
     "RECEIVER_FAILED",
     "RECEIVER_TIMEOUT",
+    "emit_db_cleanup_failed",
     "emit_receiver_failed",
     "emit_receiver_timeout",
     "logger",
@@ -30,6 +32,7 @@ __all__ = [
 
 RECEIVER_FAILED = "signal.receiver_failed"
 RECEIVER_TIMEOUT = "signal.receiver_timeout"
+DB_CLEANUP_FAILED = "signal.db_cleanup_failed"
 
 #: structlog's lazy logger: safe to create at import time, configured by the
 #: application whenever it likes.
@@ -89,3 +92,8 @@ def emit_receiver_timeout(
             "timeout_s": float(timeout_s),
         },
     )
+
+
+def emit_db_cleanup_failed(*, when: str, thread: str, exc: BaseException) -> None:
+    """Emit ``signal.db_cleanup_failed`` at level error. Never raises."""
+    _safely(logger.error, DB_CLEANUP_FAILED, {"when": when, "thread": thread, "exc_info": exc})

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _django
 from ._contexts import copy_back
 from ._pool import WorkerPool
 from ._unfinished import (
@@ -209,12 +210,16 @@ class Batch:
             self._running += 1
         self.drain()
 
-    def drain(self) -> None:  # noqa: PLR0915 - the hot loop stays in one frame, for speed
+    def drain(self) -> None:  # noqa: PLR0912, PLR0915 - the hot loop stays in one frame, for speed
         """Claim and call receivers in order until none are left or stop is set.
 
         The caller has counted itself in ``_running``; this uncounts it.
         """
-        _local.depth = getattr(_local, "depth", 0) + 1
+        depth = _local.depth = getattr(_local, "depth", 0) + 1
+        # Django's per-request connection cleanup around each receiver, on a
+        # pool worker outside nested dispatches; None (one cheap check per
+        # helper run) when Django is not configured.
+        guard = _django.worker_guard() if depth == 1 else None
         receivers = self.receivers
         results = self.results
         unclaimed = self._unclaimed
@@ -245,6 +250,8 @@ class Batch:
                 ran += 1
                 receiver = receivers[index]
                 ctx = context.copy()
+                if guard is not None:
+                    guard.before()
                 started = clock()
                 try:
                     # Literal keywords when there are no named arguments: it
@@ -263,6 +270,8 @@ class Batch:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     duration_ms = (clock() - started) * 1000.0
                     self._record_failure(index, exc, ctx, duration_ms)
+                if guard is not None:
+                    guard.after()
                 if contexts is not None:
                     contexts[index] = ctx
         finally:

@@ -30,6 +30,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from typing import Final, Protocol
 
 __all__ = [
@@ -37,8 +38,10 @@ __all__ = [
     "EXIT_GRACE_SECONDS",
     "Task",
     "WorkerPool",
+    "add_release_hook",
     "default_pool",
     "default_pool_closed",
+    "on_worker_thread",
     "reset_default_pool",
     "shutdown_default_pool",
 ]
@@ -68,6 +71,35 @@ _worker = threading.local()
 
 # Every pool that may have threads, for interpreter exit and fork.
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+# Called on a worker thread, without any lock, each time the worker goes idle
+# (it finished a task and none is queued) and once as it exits, so that
+# integrations can release what the thread holds (the Django one closes the
+# thread's database connections). Appended to under _hooks_lock, once per
+# integration; read without it (iterating a list others only append to is
+# safe). Each hook must not raise.
+_hooks_lock = threading.Lock()
+_release_hooks: list[Callable[[], None]] = []
+
+
+def add_release_hook(hook: Callable[[], None]) -> None:
+    """Call *hook* on every pool worker thread when it goes idle and when it exits.
+
+    Adding the same hook twice adds it once. *hook* must not raise.
+    """
+    with _hooks_lock:
+        if hook not in _release_hooks:
+            _release_hooks.append(hook)
+
+
+def on_worker_thread() -> bool:
+    """Whether the calling thread is a worker of a parasignal pool."""
+    return bool(getattr(_worker, "active", False))
+
+
+def _release_worker() -> None:
+    for hook in _release_hooks:
+        hook()
 
 
 class WorkerPool:
@@ -161,9 +193,13 @@ class WorkerPool:
                         self._backlog -= 1
                     else:
                         self._idle += 1
+                if _release_hooks and self._queue.empty():
+                    _release_worker()  # going idle
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
+            if _release_hooks:
+                _release_worker()  # exiting
 
     @property
     def thread_count(self) -> int:
