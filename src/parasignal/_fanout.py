@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import sys
 import threading
 import time
@@ -642,14 +643,37 @@ def _resolve(future: asyncio.Future[None]) -> None:
 async def _wait_in_loop(
     batch: Batch, decided: asyncio.Future[None], deadline: float | None
 ) -> bool:
-    """Batch.wait(), for an event loop: the same growing steps, awaited."""
+    """Batch.wait(), for an event loop: the same growing steps, awaited.
+
+    The loop's own timers cannot time a 100 us step (epoll counts whole
+    milliseconds, so every step under 1 ms would take 1 ms, and slow
+    receivers would get their threads a millisecond late). So each step is
+    timed by a wait on the batch's ``_done`` lock on one of the loop's
+    executor threads, which returns at the step's end or as soon as the
+    batch is decided; the loop keeps running meanwhile, and also wakes the
+    moment ``decided`` resolves. In this mode nothing else acquires
+    ``_done`` (the loop learns of the answer through ``on_done``). An
+    abandoned step ends on its own within one step (at most 10 ms).
+    """
+    loop = asyncio.get_running_loop()
     step = _FIRST_STEP_S
     while batch.growing():
         timeout = step if deadline is None else min(step, deadline - time.monotonic())
         if timeout <= 0:
             return decided.done()
-        done, _ = await asyncio.wait({decided}, timeout=timeout)
-        if done:
+        try:
+            nap: asyncio.Future[bool] = loop.run_in_executor(
+                None, functools.partial(batch._done.acquire, timeout=timeout)
+            )
+        except RuntimeError:  # the loop's executor is shut down: its coarse timers, then
+            nap = loop.create_task(asyncio.sleep(timeout, result=False))
+        waits: set[asyncio.Future[Any]] = {decided, nap}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if decided.done():
+            return True
+        if nap.result():
+            # Released: on_done has been called, decided resolves next.
+            await decided
             return True
         batch._grow()
         step = min(step * 2, _LAST_STEP_S)
