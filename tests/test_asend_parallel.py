@@ -418,3 +418,18 @@ def test_run_in_a_receiver_on_a_one_thread_pool_it_does_not_deadlock() -> None:
     assert not thread.is_alive(), "asend_parallel inside a pool worker deadlocked"
     assert values(thread_result[0]) == [["inner"]]
     signal.shutdown()
+
+
+def test_the_step_timer_is_one_lazy_executor_renewed_in_a_forked_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from parasignal import _step_timer  # noqa: PLC0415
+
+    monkeypatch.setattr(_step_timer, "_executor", None)
+    first = _step_timer.executor()
+    assert _step_timer.executor() is first
+    _step_timer._after_fork_in_child()
+    second = _step_timer.executor()
+    assert second is not first
+    first.shutdown()
+    second.shutdown()

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _django
+from . import _django, _step_timer
 from ._contexts import copy_back
 from ._pool import WorkerPool
 from ._unfinished import (
@@ -648,8 +648,8 @@ async def _wait_in_loop(
     The loop's own timers cannot time a 100 us step (epoll counts whole
     milliseconds, so every step under 1 ms would take 1 ms, and slow
     receivers would get their threads a millisecond late). So each step is
-    timed by a wait on the batch's ``_done`` lock on one of the loop's
-    executor threads, which returns at the step's end or as soon as the
+    timed by a wait on the batch's ``_done`` lock on a thread of
+    ``_step_timer``, which returns at the step's end or as soon as the
     batch is decided; the loop keeps running meanwhile, and also wakes the
     moment ``decided`` resolves. In this mode nothing else acquires
     ``_done`` (the loop learns of the answer through ``on_done``). An
@@ -663,9 +663,9 @@ async def _wait_in_loop(
             return decided.done()
         try:
             nap: asyncio.Future[bool] = loop.run_in_executor(
-                None, functools.partial(batch._done.acquire, timeout=timeout)
+                _step_timer.executor(), functools.partial(batch._done.acquire, timeout=timeout)
             )
-        except RuntimeError:  # the loop's executor is shut down: its coarse timers, then
+        except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
             nap = loop.create_task(asyncio.sleep(timeout, result=False))
         waits: set[asyncio.Future[Any]] = {decided, nap}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
