@@ -21,7 +21,7 @@ pytest.importorskip("django", reason="the example project needs Django")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "django_project"
-TESTS = 10
+TESTS = 11
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file handles in /proc")
@@ -62,3 +62,9 @@ def test_the_readmes_on_commit_recipe_is_the_tested_one() -> None:
     recipe = source[source.index("def place_order") :].strip()
     readme = (ROOT / "README.md").read_text()
     assert recipe in readme, "README's on_commit recipe drifted from shop/orders.py"
+
+
+def test_the_readmes_inline_test_example_is_one_of_the_projects_tests() -> None:
+    tests = (PROJECT / "shop" / "tests.py").read_text()
+    example = tests[tests.index("class PlaceOrderTests") :].strip()
+    assert example in (ROOT / "README.md").read_text(), "README's TestCase example drifted"

@@ -299,3 +299,14 @@ class InlineModeTests(TestCase):
         responses = async_to_sync(order_stored.asend)(sender=Order, order_id=order.pk, item="book")
         self.assertEqual([v for _, v in responses], ["book", "1 order marked notified", 1])
         self.assertLessEqual(Order.objects.get(pk=order.pk).notified_at, timezone.now())
+
+
+class PlaceOrderTests(TestCase):
+    """The README's example: the order's receivers run inline, inside the test's transaction."""
+
+    def test_receivers_see_the_order(self) -> None:
+        """mark_notified, one of order_placed's receivers, finds the uncommitted order."""
+        with inline(), self.captureOnCommitCallbacks(execute=True):
+            order = place_order("book")
+        order.refresh_from_db()
+        self.assertIsNotNone(order.notified_at)

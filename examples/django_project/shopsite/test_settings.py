@@ -19,3 +19,8 @@ DATABASES["default"]["TEST"] = {
     "NAME": os.environ.get("SHOP_TEST_DB_PATH")
     or str(Path(tempfile.gettempdir()) / "parasignal-shop-test.sqlite3"),
 }
+
+# The services order_placed's receivers call are not running under the test
+# runner: port 1 refuses at once, and those receivers' failures are their
+# responses (send_parallel_robust).
+SHOP_BACKEND = "127.0.0.1:1"
