@@ -2,9 +2,11 @@
 
 This module mirrors Django's: ``logger``, ``NONE_ID``, ``NO_RECEIVERS``,
 ``_make_id``, :class:`Signal` and :func:`receiver` have the same names and,
-for ``connect``, ``disconnect``, ``has_listeners``, ``send`` and
-``send_robust``, the same behaviour as Django 6.1, except where the README's
-"Differences from Django" says parasignal deliberately does better.
+for ``connect``, ``disconnect``, ``has_listeners``, ``send``,
+``send_robust``, ``asend`` and ``asend_robust``, the same behaviour as Django
+6.1, except where the README's "Differences from Django" says parasignal
+deliberately does better. The parallel methods (``send_parallel*``,
+``asend_parallel*``) are parasignal's own.
 
 Locking: each signal has one lock, ``Signal.lock``, guarding its receiver
 bookkeeping (``receivers``, the connect index, the dispatch snapshot and
@@ -219,8 +221,9 @@ class Signal:
     """A signal: receivers connect to it, senders send through it.
 
     ``Signal(use_caching=False)`` behaves as Django 6.1's ``Signal``. The
-    keyword-only arguments configure :meth:`send_parallel` and
-    :meth:`send_parallel_robust` and change nothing for the other methods:
+    keyword-only arguments configure :meth:`send_parallel`,
+    :meth:`send_parallel_robust`, :meth:`asend_parallel` and
+    :meth:`asend_parallel_robust` and change nothing for the other methods:
 
     * *name*: how structured events name the signal (default: the module
       attribute the signal is bound to, found on first use, else
@@ -900,7 +903,8 @@ class Signal:
         if self._closed:
             raise RuntimeError(
                 f"{self._display_name()}.{method}() cannot run: the signal has been shut "
-                "down (Signal.shutdown()). send() and send_robust() still work."
+                "down (Signal.shutdown()). send(), send_robust(), asend() and asend_robust() "
+                "still work."
             )
         try:
             return self._dispatch_executor()
@@ -932,9 +936,11 @@ class Signal:
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop parallel dispatch on this signal and release its own pool.
 
-        Afterwards :meth:`send_parallel` and :meth:`send_parallel_robust`
-        raise :class:`RuntimeError` naming the signal; :meth:`send` and
-        :meth:`send_robust` keep working. The signal's own pool (from
+        Afterwards :meth:`send_parallel`, :meth:`send_parallel_robust`,
+        :meth:`asend_parallel` and :meth:`asend_parallel_robust` raise
+        :class:`RuntimeError` naming the signal; :meth:`send`,
+        :meth:`send_robust`, :meth:`asend` and :meth:`asend_robust` keep
+        working. The signal's own pool (from
         *max_workers*) finishes the receivers already started or queued and
         its threads exit; with *wait*, this blocks until they have. A user's
         *executor*, and the shared default pool, are left alone.
