@@ -433,3 +433,43 @@ def test_the_step_timer_is_one_lazy_executor_renewed_in_a_forked_child(
     assert second is not first
     first.shutdown()
     second.shutdown()
+
+
+class Payload:
+    """A named argument whose lifetime is watched."""
+
+
+class CallableReceiver:
+    def __call__(self, **kwargs: Any) -> str:
+        return "called"
+
+
+@pytest.mark.parametrize("method", ["asend", "asend_robust", *METHODS])
+@pytest.mark.parametrize("inline_mode", [False, True])
+def test_no_reference_to_receivers_or_arguments_outlives_the_call(
+    method: str, inline_mode: bool
+) -> None:
+    # Who holds them: the dispatch's snapshot lists (and, for asend, the
+    # partial handed to the thread) until the call returns; then nobody.
+    import weakref  # noqa: PLC0415
+
+    from parasignal.testing import inline  # noqa: PLC0415
+
+    signal = Signal()
+    receiver = CallableReceiver()
+    signal.connect(receiver)
+    payload = Payload()
+    watched = weakref.ref(receiver), weakref.ref(payload)
+
+    async def main(argument: Payload) -> list[Any]:
+        return values(await getattr(signal, method)(sender=None, payload=argument))
+
+    if inline_mode:
+        with inline():
+            answer = asyncio.run(main(payload))
+    else:
+        answer = asyncio.run(main(payload))
+    assert answer == ["called"]
+    del receiver, payload
+    assert [ref() for ref in watched] == [None, None]
+    assert not signal.has_listeners()

@@ -83,7 +83,8 @@ def test_each_receiver_on_a_worker_is_wrapped_in_cleanup_before_and_after(
     assert [v for _, v in signal.send_parallel(sender=None)] == ["a", "b"]
     # All of it before send_parallel returned: the caller is woken only once
     # the helper has finished its receivers, cleanup included.
-    assert recorder.whats()[:6] == ["cleanup", "a", "cleanup", "cleanup", "b", "cleanup"]
+    # Between two receivers, one cleanup: the first's "after", the second's "before".
+    assert recorder.whats()[:5] == ["cleanup", "a", "cleanup", "b", "cleanup"]
     signal.shutdown(wait=True)
 
 
@@ -238,3 +239,54 @@ def test_adding_the_same_release_hook_twice_adds_it_once(
     _pool.add_release_hook(hook)
     _pool.add_release_hook(hook)
     assert _pool._release_hooks == [hook]
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_under_stress_every_receiver_on_a_worker_is_cleaned_up_before_and_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Per thread: a cleanup before every receiver call and after the last,
+    # never two receivers without one between them, whatever the interleaving.
+    clean: dict[int, bool] = {}
+    broken: list[str] = []
+    lock = threading.Lock()
+    totals = {"calls": 0}
+
+    def cleanup() -> None:
+        clean[threading.get_ident()] = True
+
+    monkeypatch.setattr(_django, "_guard", _django.ReceiverGuard(cleanup))
+    signal = Signal(max_workers=8)
+
+    def make(i: int) -> Callable[..., int]:
+        def receiver(**kwargs: Any) -> int:
+            me = threading.get_ident()
+            if not clean.get(me, False):
+                broken.append(f"receiver {i} ran without a cleanup before it")
+            clean[me] = False
+            with lock:
+                totals["calls"] += 1
+            return i
+
+        return receiver
+
+    receivers = [make(i) for i in range(6)]
+    for r in receivers:
+        signal.connect(r)
+    start = threading.Barrier(6, timeout=WAIT)
+    answers: list[list[int]] = []
+
+    def caller() -> None:
+        start.wait()
+        answers.extend([v for _, v in signal.send_parallel(sender=None)] for _ in range(100))
+
+    threads = [threading.Thread(target=caller) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 6)
+    signal.shutdown(wait=True)
+    assert broken == []
+    assert answers == [list(range(6))] * 600
+    assert totals["calls"] == 3600
+    assert all(clean.values())  # every thread cleaned up after its last receiver

@@ -8,7 +8,8 @@ such as parasignal's workers. So, once Django is installed and its settings
 are configured, on a parasignal pool's worker thread:
 
 * before and after each receiver, ``django.db.close_old_connections()``
-  runs, exactly as around a request: with ``CONN_MAX_AGE = 0`` (Django's
+  runs, exactly as around a request (between two receivers, once: the
+  first's "after" is the second's "before"): with ``CONN_MAX_AGE = 0`` (Django's
   default) the receiver's connection is closed as soon as it returns;
   otherwise it is kept until it expires or fails, as a request thread's is;
 * when the worker goes idle (it finished a task and none is queued for it)

@@ -219,7 +219,9 @@ class Batch:
         depth = _local.depth = getattr(_local, "depth", 0) + 1
         # Django's per-request connection cleanup around each receiver, on a
         # pool worker outside nested dispatches; None (one cheap check per
-        # helper run) when Django is not configured.
+        # helper run) when Django is not configured. One cleanup before each
+        # receiver and one when the run ends: so one between two receivers,
+        # serving as the first's "after" and the second's "before".
         guard = _django.worker_guard() if depth == 1 else None
         receivers = self.receivers
         results = self.results
@@ -271,11 +273,11 @@ class Batch:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     duration_ms = (clock() - started) * 1000.0
                     self._record_failure(index, exc, ctx, duration_ms)
-                if guard is not None:
-                    guard.after()
                 if contexts is not None:
                     contexts[index] = ctx
         finally:
+            if guard is not None and ran:
+                guard.after()
             _local.depth -= 1
             with self._lock:
                 self._finished += ran
