@@ -22,7 +22,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._contexts import copy_back_all
 
@@ -44,6 +44,39 @@ def asgiref_sync_to_async() -> Callable[..., Any] | None:
     return sync_to_async
 
 
+class _Box(Generic[_T]):
+    """A callable, then its result or exception, for code that may hold on to it."""
+
+    __slots__ = ("_error", "_func", "_result")
+
+    def __init__(self, func: Callable[[], _T]) -> None:
+        self._func: Callable[[], _T] | None = func
+        self._result: _T | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        func = self._func
+        if func is None:  # pragma: no cover - run() is called exactly once
+            return
+        try:
+            self._result = func()
+        except BaseException as exc:  # noqa: BLE001 - re-raised to the caller by outcome()
+            self._error = exc
+
+    def outcome(self) -> _T:
+        """Return the result, or raise the exception, that run() recorded."""
+        error = self._error
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # no cycle through this frame
+        return self._result  # type: ignore[return-value]
+
+    def clear(self) -> None:
+        self._func = self._result = self._error = None
+
+
 async def call(func: Callable[[], _T]) -> _T:
     """Await *func()* run on one thread that is not the event loop's.
 
@@ -57,8 +90,19 @@ async def call(func: Callable[[], _T]) -> _T:
     """
     sync_to_async = asgiref_sync_to_async()
     if sync_to_async is not None:
-        result: _T = await sync_to_async(func, thread_sensitive=True)()
-        return result
+        # asgiref's wrapper holds what it calls and what it returns, and on
+        # some versions a reference cycle keeps the wrapper's frame alive
+        # until the garbage collector runs (asgiref 3.12 on Python 3.10: a
+        # caught AttributeError's traceback in asgiref.local). So all that
+        # goes through it is a box, emptied before this returns: the
+        # callable in, its result or exception out. Then asgiref holds
+        # nothing of the caller's (receivers, arguments, responses).
+        box = _Box(func)
+        try:
+            await sync_to_async(box.run, thread_sensitive=True)()
+            return box.outcome()
+        finally:
+            box.clear()
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
     try:
