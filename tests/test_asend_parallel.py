@@ -486,3 +486,21 @@ def test_no_reference_to_receivers_or_arguments_outlives_the_call(
     del receiver, payload
     assert [ref() for ref in watched] == [None, None]
     assert not signal.has_listeners()
+
+
+def test_with_the_step_timer_shut_down_it_falls_back_to_the_loops_timers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At interpreter exit concurrent.futures refuses new work.
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from parasignal import _step_timer  # noqa: PLC0415
+
+    closed = ThreadPoolExecutor(1)
+    closed.shutdown()
+    monkeypatch.setattr(_step_timer, "executor", lambda: closed)
+    signal = Signal()
+    together = threading.Barrier(4, timeout=WAIT)
+    for i in range(4):
+        signal.connect(lambda i=i, **kwargs: together.wait() and i, weak=False)
+    assert len(asyncio.run(signal.asend_parallel(sender=None))) == 4
