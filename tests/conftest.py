@@ -17,6 +17,9 @@ import pytest
 
 from parasignal import _pool
 
+# The parasignal_inline fixture, registered as the README tells users to.
+pytest_plugins = ["parasignal.testing"]
+
 
 def collect() -> None:
     """Run the garbage collector until weak references have settled."""

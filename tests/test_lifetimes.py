@@ -24,7 +24,14 @@ from parasignal import Signal
 
 ROUNDS = 2000
 POOLS = ("shared", "own", "executor")
-METHODS = ("send_parallel", "send_parallel_robust", "asend", "asend_robust")
+METHODS = (
+    "send_parallel",
+    "send_parallel_robust",
+    "asend",
+    "asend_robust",
+    "asend_parallel",
+    "asend_parallel_robust",
+)
 
 
 @pytest.fixture(autouse=True)

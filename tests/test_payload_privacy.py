@@ -14,7 +14,7 @@ import parasignal
 from parasignal import Signal
 
 PACKAGE = str(Path(parasignal.__file__).resolve().parent)
-SECRET = "card-4111-1111-1111-1111"
+SECRET = "card-4111-1111-1111-1111"  # noqa: S105 - a stand-in secret the tests look for
 
 
 def failing(**kwargs: Any) -> None:

@@ -45,7 +45,9 @@ def python_blocks() -> list[str]:
 
 
 def recipe(marker: str) -> str:
-    found = [block for block in python_blocks() if "structlog.configure(" in block and marker in block]
+    found = [
+        block for block in python_blocks() if "structlog.configure(" in block and marker in block
+    ]
     assert len(found) == 1, f"expected one README recipe containing {marker!r}, found {len(found)}"
     return found[0]
 
@@ -140,7 +142,7 @@ def test_a_huge_exception_message_is_cut_in_the_event_but_whole_in_the_response(
 def test_an_exception_that_will_not_copy_is_logged_through_a_stand_in() -> None:
     from parasignal._events import TruncatedReceiverError, bounded_exception  # noqa: PLC0415
 
-    class Stubborn(Exception):
+    class StubbornError(Exception):
         def __init__(self, code: int, text: str) -> None:
             super().__init__(code, text)
             self.text = text
@@ -148,9 +150,9 @@ def test_an_exception_that_will_not_copy_is_logged_through_a_stand_in() -> None:
         def __str__(self) -> str:
             return self.text
 
-    original = Stubborn(7, "y" * 10_000)
+    original = StubbornError(7, "y" * 10_000)
     logged = bounded_exception(original)
     assert isinstance(logged, TruncatedReceiverError)
-    assert str(logged).startswith(f"{Stubborn.__module__}.{Stubborn.__qualname__}: yyy")
+    assert str(logged).startswith(f"{StubbornError.__module__}.{StubbornError.__qualname__}: yyy")
     assert len(str(logged)) < 2200
     assert bounded_exception(ValueError("short")).args == ("short",)

@@ -2,8 +2,11 @@
 
 ``from parasignal import Signal, receiver`` replaces ``from django.dispatch
 import Signal, receiver``; :meth:`Signal.send_parallel` and
-:meth:`Signal.send_parallel_robust` run receivers concurrently on threads and
-return the same ordered answer :meth:`Signal.send` would.
+:meth:`Signal.send_parallel_robust` (and, from async code,
+:meth:`Signal.asend_parallel` and :meth:`Signal.asend_parallel_robust`) run
+receivers concurrently on threads and return the same ordered answer
+:meth:`Signal.send` (or :meth:`Signal.asend`) would. Test helpers live in
+:mod:`parasignal.testing`.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ __all__ = ["Signal", "StressReport", "__version__", "receiver", "shutdown", "str
 def shutdown(wait: bool = True, *, cancel_futures: bool = False) -> None:
     """Shut down the shared default pool, for good.
 
-    Afterwards ``send_parallel`` and ``send_parallel_robust`` raise
+    Afterwards ``send_parallel*`` and ``asend_parallel*`` raise
     :class:`RuntimeError` on every signal that uses the shared pool (those
     with their own ``executor`` or ``max_workers`` are unaffected);
-    ``send`` and ``send_robust`` keep working. Receivers already started or
-    queued finish; with *wait*, this blocks until the pool's threads have
-    exited. With *cancel_futures*, receivers not yet started never start,
-    as in :meth:`Signal.shutdown`. Idempotent and thread-safe.
+    ``send``, ``send_robust``, ``asend`` and ``asend_robust`` keep working.
+    Receivers already started or queued finish; with *wait*, this blocks
+    until the pool's threads have exited. With *cancel_futures*, receivers
+    not yet started never start, as in :meth:`Signal.shutdown`. Idempotent and thread-safe.
     """
     _pool.shutdown_default_pool(wait, cancel_futures=cancel_futures)
 

@@ -3,10 +3,10 @@
 Django runs a signal's coroutine-function receivers after its sync ones, all
 at once in a ``TaskGroup`` sharing one copy of the caller's context, and then
 copies the context's changes back to the caller (ticket #36714). This module
-does the same without asgiref: :func:`gather` is awaited by ``asend`` and
-``asend_robust``; :func:`run` gives it an event loop of its own for ``send``,
-``send_robust`` and ``send_parallel*``, which are called from synchronous
-code.
+does the same without asgiref: :func:`gather` is awaited by ``asend*`` and
+``asend_parallel*``; :func:`run` gives it an event loop of its own for
+``send``, ``send_robust`` and ``send_parallel*``, which are called from
+synchronous code.
 
 On Python 3.10, which has neither ``TaskGroup`` nor ``ExceptionGroup`` nor
 ``create_task(context=...)``: each receiver runs in its own copy of the

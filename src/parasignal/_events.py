@@ -27,11 +27,13 @@ import structlog
 from ._inspect import describe_receiver, describe_sender
 
 __all__ = [
+    "DB_CLEANUP_FAILED",
     "EXCEPTION_TEXT_LIMIT",
     "RECEIVER_FAILED",
     "RECEIVER_TIMEOUT",
     "TruncatedReceiverError",
     "bounded_exception",
+    "emit_db_cleanup_failed",
     "emit_receiver_failed",
     "emit_receiver_timeout",
     "logger",
@@ -44,6 +46,7 @@ EXCEPTION_TEXT_LIMIT: Final = 2000
 
 RECEIVER_FAILED = "signal.receiver_failed"
 RECEIVER_TIMEOUT = "signal.receiver_timeout"
+DB_CLEANUP_FAILED = "signal.db_cleanup_failed"
 
 #: structlog's lazy logger: safe to create at import time, configured by the
 #: application whenever it likes.
@@ -135,4 +138,13 @@ def emit_receiver_timeout(
             "method": method,
             "timeout_s": float(timeout_s),
         },
+    )
+
+
+def emit_db_cleanup_failed(*, when: str, thread: str, exc: BaseException) -> None:
+    """Emit ``signal.db_cleanup_failed`` at level error. Never raises."""
+    _safely(
+        logger.error,
+        DB_CLEANUP_FAILED,
+        {"when": when, "thread_name": thread, "exc_info": bounded_exception(exc)},
     )

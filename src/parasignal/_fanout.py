@@ -79,6 +79,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import sys
 import threading
 import time
@@ -87,6 +88,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from . import _django, _step_timer
 from ._contexts import copy_back
 from ._pool import WorkerPool
 from ._unfinished import (
@@ -375,7 +377,13 @@ class Batch:
         the helper reports that it has finished, so the woken caller answers
         with no helper still holding what it answers about.
         """
-        _local.depth = getattr(_local, "depth", 0) + 1
+        depth = _local.depth = getattr(_local, "depth", 0) + 1
+        # Django's per-request connection cleanup around each receiver, on a
+        # pool worker outside nested dispatches; None (one cheap check per
+        # helper run) when Django is not configured. One cleanup before each
+        # receiver and one when the run ends: so one between two receivers,
+        # serving as the first's "after" and the second's "before".
+        guard = _django.worker_guard() if depth == 1 else None
         unclaimed = self._unclaimed
         signal = self.signal
         robust = self.robust
@@ -417,6 +425,8 @@ class Batch:
                 ctx = work.context.copy()
                 # The call holds only what this receiver needs (see above).
                 work = None
+                if guard is not None:
+                    guard.before()
                 started = clock()
                 try:
                     # Literal keywords when there are no named arguments: it
@@ -465,6 +475,8 @@ class Batch:
         finally:
             # Drop every reference to the dispatch before reporting the end.
             work = receiver = arguments = ctx = value = None
+            if guard is not None and ran:
+                guard.after()
             _local.depth -= 1
             with self._lock:
                 self._finished += ran
@@ -740,12 +752,24 @@ def deadline_after(timeout: float | None) -> float | None:
 def finish_batch(
     batch: Batch, *, finished: bool, timeout: float | None
 ) -> list[tuple[Callable[..., Any], Any]]:
-    """Settle a batch the caller has waited for, and give its answer (or raise)."""
+    """Settle a batch the caller has waited for, and give its answer (or raise).
+
+    With ``keep_contexts``, the contextvars changes each finished receiver
+    made are then set in the current context, in connection order, whether
+    this returns or raises.
+    """
     settled = batch.settle(not finished)
     if settled is None:  # pragma: no cover - only the caller settles, once
         msg = "a parallel dispatch was answered twice"
         raise AssertionError(msg)
-    return _answer(batch, settled, timeout)
+    try:
+        return _answer(batch, settled, timeout)
+    finally:
+        work = settled.work
+        for context in list(work.contexts or ()):
+            if context is not None:
+                copy_back(context, work.context)
+        del work, settled
 
 
 def run_batch(
@@ -825,18 +849,7 @@ async def run_batch_async(
     except BaseException:
         batch.abandon()
         raise
-    settled = batch.settle(not finished)
-    if settled is None:  # pragma: no cover - only the caller settles, once
-        msg = "a parallel dispatch was answered twice"
-        raise AssertionError(msg)
-    try:
-        return _answer(batch, settled, timeout)
-    finally:
-        work = settled.work
-        for context in list(work.contexts or ()):
-            if context is not None:
-                copy_back(context, work.context)
-        del work, settled
+    return finish_batch(batch, finished=finished, timeout=timeout)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -847,14 +860,37 @@ def _resolve(future: asyncio.Future[None]) -> None:
 async def _wait_in_loop(
     batch: Batch, decided: asyncio.Future[None], deadline: float | None
 ) -> bool:
-    """Batch.wait(), for an event loop: the same growing steps, awaited."""
+    """Batch.wait(), for an event loop: the same growing steps, awaited.
+
+    The loop's own timers cannot time a 100 us step (epoll counts whole
+    milliseconds, so every step under 1 ms would take 1 ms, and slow
+    receivers would get their threads a millisecond late). So each step is
+    timed by a wait on the batch's ``_done`` lock on a thread of
+    ``_step_timer``, which returns at the step's end or as soon as the
+    batch is decided; the loop keeps running meanwhile, and also wakes the
+    moment ``decided`` resolves. In this mode nothing else acquires
+    ``_done`` (the loop learns of the answer through ``on_done``). An
+    abandoned step ends on its own within one step (at most 10 ms).
+    """
+    loop = asyncio.get_running_loop()
     step = _FIRST_STEP_S
     while batch.growing():
         timeout = step if deadline is None else min(step, deadline - time.monotonic())
         if timeout <= 0:
             return decided.done()
-        done, _ = await asyncio.wait({decided}, timeout=timeout)
-        if done:
+        try:
+            nap: asyncio.Future[bool] = loop.run_in_executor(
+                _step_timer.executor(), functools.partial(batch._done.acquire, timeout=timeout)
+            )
+        except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
+            nap = loop.create_task(asyncio.sleep(timeout, result=False))
+        waits: set[asyncio.Future[Any]] = {decided, nap}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if decided.done():
+            return True
+        if nap.result():
+            # Released: on_done has been called, decided resolves next.
+            await decided
             return True
         batch._grow()
         step = min(step * 2, _LAST_STEP_S)

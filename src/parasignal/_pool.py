@@ -32,6 +32,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from typing import Final, NoReturn, Protocol
 
 __all__ = [
@@ -39,8 +40,10 @@ __all__ = [
     "EXIT_GRACE_SECONDS",
     "Task",
     "WorkerPool",
+    "add_release_hook",
     "default_pool",
     "default_pool_closed",
+    "on_worker_thread",
     "reset_default_pool",
     "shutdown_default_pool",
 ]
@@ -73,6 +76,35 @@ _worker = threading.local()
 
 # Every pool that may have threads, for interpreter exit and fork.
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+# Called on a worker thread, without any lock, each time the worker goes idle
+# (it finished a task and none is queued) and once as it exits, so that
+# integrations can release what the thread holds (the Django one closes the
+# thread's database connections). Appended to under _hooks_lock, once per
+# integration; read without it (iterating a list others only append to is
+# safe). Each hook must not raise.
+_hooks_lock = threading.Lock()
+_release_hooks: list[Callable[[], None]] = []
+
+
+def add_release_hook(hook: Callable[[], None]) -> None:
+    """Call *hook* on every pool worker thread when it goes idle and when it exits.
+
+    Adding the same hook twice adds it once. *hook* must not raise.
+    """
+    with _hooks_lock:
+        if hook not in _release_hooks:
+            _release_hooks.append(hook)
+
+
+def on_worker_thread() -> bool:
+    """Whether the calling thread is a worker of a parasignal pool."""
+    return bool(getattr(_worker, "active", False))
+
+
+def _release_worker() -> None:
+    for hook in _release_hooks:
+        hook()
 
 
 class _Slot:
@@ -233,6 +265,7 @@ class WorkerPool:
         lock = self._lock
         tasks = self._tasks
         task: Task | None = None
+        worked = False  # ran a task since it last went idle
         try:
             while True:
                 with lock:
@@ -243,6 +276,10 @@ class WorkerPool:
                     else:
                         self._sleeping += 1
                 if task is None:
+                    if worked and _release_hooks:
+                        # Going idle: nothing is queued for this worker.
+                        worked = False
+                        _release_worker()
                     self._wakeups.get()
                     continue
                 try:
@@ -254,9 +291,12 @@ class WorkerPool:
                 # Dropped before looking for the next task, so a worker that
                 # then sleeps holds nothing of the dispatch it ran.
                 task = None
+                worked = True
         finally:
             with lock:
                 self._threads.discard(me)
+            if _release_hooks:
+                _release_worker()  # exiting
 
     @property
     def thread_count(self) -> int:

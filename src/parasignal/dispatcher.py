@@ -2,9 +2,11 @@
 
 This module mirrors Django's: ``logger``, ``NONE_ID``, ``NO_RECEIVERS``,
 ``_make_id``, :class:`Signal` and :func:`receiver` have the same names and,
-for ``connect``, ``disconnect``, ``has_listeners``, ``send`` and
-``send_robust``, the same behaviour as Django 6.1, except where the README's
-"Differences from Django" says parasignal deliberately does better.
+for ``connect``, ``disconnect``, ``has_listeners``, ``send``,
+``send_robust``, ``asend`` and ``asend_robust``, the same behaviour as Django
+6.1, except where the README's "Differences from Django" says parasignal
+deliberately does better. The parallel methods (``send_parallel*``,
+``asend_parallel*``) are parasignal's own.
 
 Locking: each signal has one lock, ``Signal.lock``, guarding its receiver
 bookkeeping (``receivers``, the connect index, the dispatch snapshot and
@@ -14,9 +16,7 @@ ever waited on, while it is held.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import functools
 import inspect
 import itertools
@@ -33,9 +33,7 @@ from time import perf_counter as _perf_counter
 from types import FrameType
 from typing import Any, Final, NamedTuple, TypeVar
 
-from . import _async, _events
-from . import _pool as _pool_module
-from ._contexts import copy_back
+from . import _async, _events, _inline, _one_thread
 from ._fanout import CallArguments, deadline_after, run_batch, run_batch_async
 from ._inspect import accepts_kwargs
 from ._pool import WorkerPool, default_pool
@@ -223,8 +221,9 @@ class Signal:
     """A signal: receivers connect to it, senders send through it.
 
     ``Signal(use_caching=False)`` behaves as Django 6.1's ``Signal``. The
-    keyword-only arguments configure :meth:`send_parallel` and
-    :meth:`send_parallel_robust` and change nothing for the other methods:
+    keyword-only arguments configure :meth:`send_parallel`,
+    :meth:`send_parallel_robust`, :meth:`asend_parallel` and
+    :meth:`asend_parallel_robust` and change nothing for the other methods:
 
     * *name*: how structured events name the signal (default: the module
       attribute the signal is bound to, found on first use, else
@@ -658,44 +657,57 @@ class Signal:
                 responses.append((receiver, err))
             else:
                 responses.append((receiver, response))
-        return responses
+        try:
+            return responses
+        finally:
+            # A robust failure's traceback holds this frame: without its
+            # locals, the answer and the exceptions in it form no cycle, and
+            # reference counting frees them once the caller drops the answer.
+            del responses
 
     # -- async dispatch --------------------------------------------------------
 
     async def asend(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
-        """Send from async code: sync receivers in parallel, then async ones concurrently.
+        """Send from async code, exactly as Django 6.1's ``asend`` does.
 
-        As in Django 6.1, the answer lists the sync receivers first, then the
-        async ones, each group in connection order; async receivers are
-        awaited concurrently on the running loop and the contextvars changes
-        any receiver makes flow back to the caller.
+        The sync receivers are called one after another, in connection
+        order, in one call on one thread: with asgiref installed (every
+        Django install), one ``asgiref.sync.sync_to_async(thread_sensitive=True)``
+        call, so they run on the thread Django's own thread-sensitive calls
+        use and share its database connection; without asgiref, one thread
+        of the running loop's default executor. Never on the event loop's
+        thread. They share one copy of the caller's :mod:`contextvars`
+        context, so each sees the changes the ones before it made, and the
+        changes flow back to the caller, even when one raises. Then the async
+        receivers are awaited concurrently on the running loop, sharing
+        another copy, whose changes flow back too.
 
-        Better than Django, whose ``asend`` calls the sync receivers one after
-        another in one thread: here they run concurrently on the signal's
-        pool, with :meth:`send_parallel`'s rules (the exception ``send``
-        would raise is raised once every receiver before it has finished;
-        later ones never start; background failures are logged). The event
-        loop is never blocked. The signal's *timeout* bounds the whole call:
-        unfinished sync receivers are named in a :class:`TimeoutError`, and
-        async ones still running are cancelled. Caveat: sync receivers run on
-        worker threads, not the caller's thread, so anything bound to a
-        thread (a Django database connection, say) is not the caller's;
-        such receivers should open and close their own.
+        Return ``[(receiver, response), ...]``: the sync receivers first,
+        then the async ones, each group in connection order.
 
-        If the awaiting task is cancelled, no receiver starts after that and
-        async receivers still running are cancelled.
+        Failure: a sync receiver's exception propagates at once; later sync
+        receivers and every async one are never called. The first async
+        receiver to fail cancels the others and is raised (several at once:
+        an ``ExceptionGroup``, as ``asyncio.TaskGroup`` raises).
+
+        The signal's *timeout* is not applied (Django's ``asend`` has no
+        deadline); use :meth:`asend_parallel` for one. If the awaiting task
+        is cancelled, async receivers still running are cancelled; a sync
+        receiver already running finishes on its thread, as with
+        ``sync_to_async``. Safe to call from any number of tasks and loops.
         """
         return await self._asend(sender, named, robust=False, method="asend")
 
     async def asend_robust(
         self, sender: object, **named: Any
     ) -> list[tuple[Callable[..., Any], Any]]:
-        """Like :meth:`asend`, but failures become responses, as in ``send_robust``.
+        """Like :meth:`asend`, but failures become responses, as in Django 6.1.
 
-        A receiver that raises an ``Exception`` gets the exception instance as
-        its response and is logged as ``signal.receiver_failed``; at the
-        deadline, each unfinished receiver gets a :class:`TimeoutError` and is
-        logged as ``signal.receiver_timeout``.
+        Every receiver is called. A receiver that raises an ``Exception``
+        gets the exception instance as its response and is reported through
+        :meth:`_log_robust_failure` (a ``signal.receiver_failed`` event),
+        on the thread it ran on. Exceptions that are not ``Exception``
+        subclasses propagate. No deadline, as in :meth:`asend`.
         """
         return await self._asend(sender, named, robust=True, method="asend_robust")
 
@@ -705,10 +717,99 @@ class Signal:
         if not self._receivers:
             return []
         sync, async_ = self._live_receivers(sender)
+        responses: list[tuple[Callable[..., Any], Any]] = []
+        if sync:
+            # One call on one thread, as Django's sync_to_async(sync_send).
+            # The partial holds the receivers (strongly) until it returns.
+            responses = await _one_thread.call(
+                functools.partial(
+                    self._call_in_order, sync, sender, named, robust=robust, method=method
+                )
+            )
+        if async_:
+            responses += await _async.gather(
+                self, async_, sender, named, robust=robust, method=method
+            )
+        return responses
+
+    async def asend_parallel(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Send from async code: sync receivers in parallel, then async ones concurrently.
+
+        The concurrent twin of :meth:`asend`, as :meth:`send_parallel` is of
+        :meth:`send`. The sync receivers run concurrently on the signal's
+        pool (see :class:`Signal`), each in its own copy of the caller's
+        :mod:`contextvars` context, with :meth:`send_parallel`'s rules: they
+        start in connection order; the exception :meth:`send` would raise is
+        raised once every receiver before it has finished; later ones never
+        start; failures nobody sees are logged. Then the async receivers are
+        awaited concurrently on the running loop, as in :meth:`asend`. The
+        event loop is never blocked while sync receivers run.
+
+        Return ``[(receiver, response), ...]`` ordered as :meth:`asend`
+        orders it. The contextvars changes each sync receiver made flow back
+        to the caller in connection order (even when one raises), then those
+        of the async receivers; sync receivers do not see each other's
+        changes while they run.
+
+        Deadline: the signal's *timeout* bounds the whole call. Unfinished
+        sync receivers are named in a :class:`TimeoutError` (and logged as
+        ``signal.receiver_timeout``); async ones still running are
+        cancelled. If the awaiting task is cancelled, no receiver starts
+        after that and async receivers still running are cancelled.
+
+        Threads: sync receivers run on worker threads, not the caller's, so
+        anything bound to a thread is not the caller's. With Django
+        configured, database connections on parasignal's worker threads are
+        handled as Django handles a request's (see the README, "Django").
+        Raise :class:`RuntimeError` if the signal or its pool has been shut
+        down and there are receivers.
+        """
+        return await self._asend_parallel(sender, named, robust=False, method="asend_parallel")
+
+    async def asend_parallel_robust(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Like :meth:`asend_parallel`, but failures become responses, as in ``send_robust``.
+
+        A receiver that raises an ``Exception`` gets the exception instance as
+        its response and is logged as ``signal.receiver_failed``; at the
+        deadline, each unfinished receiver gets a :class:`TimeoutError` and is
+        logged as ``signal.receiver_timeout``.
+        """
+        return await self._asend_parallel(
+            sender, named, robust=True, method="asend_parallel_robust"
+        )
+
+    async def _asend_parallel(
+        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        if self._closed:
+            self._checked_executor(method)  # raises, naming the signal
+        if not self._receivers:
+            return []
+        sync, async_ = self._live_receivers(sender)
         deadline = deadline_after(self.timeout)
         responses: list[tuple[Callable[..., Any], Any]] = []
         if sync:
-            if self._parallel_available():
+            executor = self._checked_executor(method)
+            if _inline.active():
+                # parasignal.testing.inline(): the same engine, run on the
+                # thread asend would use, so a test's transaction is visible.
+                responses = await _one_thread.call(
+                    functools.partial(
+                        _inline.run_keeping_contexts,
+                        self,
+                        sync,
+                        sender,
+                        named,
+                        robust=robust,
+                        method=method,
+                        timeout=self.timeout,
+                    )
+                )
+            else:
                 responses = await run_batch_async(
                     self,
                     sync,
@@ -716,16 +817,9 @@ class Signal:
                     named,
                     robust=robust,
                     method=method,
-                    executor=self._checked_executor(method),
+                    executor=executor,
                     timeout=self.timeout,
                     deadline=deadline,
-                )
-            else:
-                # Parallel dispatch was shut down; asend is Django's API and
-                # keeps working, as Django's does: one receiver after another
-                # on a thread of the loop's own.
-                responses = await _call_one_by_one(
-                    self, sync, sender, named, robust=robust, method=method
                 )
         if async_:
             responses += await _async.gather(
@@ -801,6 +895,12 @@ class Signal:
         deadline = deadline_after(self.timeout)
         responses: list[tuple[Callable[..., Any], Any]] = []
         if receivers:
+            executor: Executor | WorkerPool = self._checked_executor(method)
+            if _inline.active():
+                # parasignal.testing.inline(): on this thread, one receiver
+                # after another, through the same engine (same answer, same
+                # failure rules, same events).
+                executor = _inline.EXECUTOR
             responses = run_batch(
                 self,
                 receivers,
@@ -808,7 +908,7 @@ class Signal:
                 named,
                 robust=robust,
                 method=method,
-                executor=self._checked_executor(method),
+                executor=executor,
                 timeout=self.timeout,
                 deadline=deadline,
             )
@@ -820,20 +920,13 @@ class Signal:
             )
         return responses
 
-    def _parallel_available(self) -> bool:
-        """Whether send_parallel could run now (not shut down, pool open)."""
-        if self._closed:
-            return False
-        if self.executor is not None or self.max_workers is not None:
-            return True
-        return not _pool_module.default_pool_closed()
-
     def _checked_executor(self, method: str) -> Executor | WorkerPool:
         """Return the executor for a parallel dispatch, or raise RuntimeError naming the signal."""
         if self._closed:
             raise RuntimeError(
                 f"{self._display_name()}.{method}() cannot run: the signal has been shut "
-                "down (Signal.shutdown()). send() and send_robust() still work."
+                "down (Signal.shutdown()). send(), send_robust(), asend() and asend_robust() "
+                "still work."
             )
         try:
             return self._dispatch_executor()
@@ -865,9 +958,11 @@ class Signal:
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop parallel dispatch on this signal and release its own pool.
 
-        Afterwards :meth:`send_parallel` and :meth:`send_parallel_robust`
-        raise :class:`RuntimeError` naming the signal; :meth:`send` and
-        :meth:`send_robust` keep working. The signal's own pool (from
+        Afterwards :meth:`send_parallel`, :meth:`send_parallel_robust`,
+        :meth:`asend_parallel` and :meth:`asend_parallel_robust` raise
+        :class:`RuntimeError` naming the signal; :meth:`send`,
+        :meth:`send_robust`, :meth:`asend` and :meth:`asend_robust` keep
+        working. The signal's own pool (from
         *max_workers*) finishes the receivers already started or queued and
         its threads exit; with *wait*, this blocks until they have. A user's
         *executor*, and the shared default pool, are left alone.
@@ -959,31 +1054,6 @@ def _definition_site(signal: Signal) -> tuple[str, int]:
     if frame is None:
         return ("<unknown>", 0)
     return (str(frame.f_globals.get("__name__", "<unknown>")), frame.f_lineno)
-
-
-async def _call_one_by_one(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-) -> list[tuple[Callable[..., Any], Any]]:
-    """Call sync receivers in order on one thread of the loop's executor.
-
-    Their contextvars changes flow back, even when one raises.
-    """
-    context = contextvars.copy_context()
-    base = context.copy()
-    call_all = functools.partial(
-        signal._call_in_order, receivers, sender, named, robust=robust, method=method
-    )
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(None, context.run, call_all)
-    finally:
-        copy_back(context, base)
 
 
 def _cache_get(cache: Any, sender: object) -> Any:

@@ -8,12 +8,13 @@ must commit or roll back with the order (``record_audit_entry``).
 parasignal's worker threads, after the order committed: the right place for
 calls to other services, which would otherwise add up.
 
-A caveat on threads: Django gives each thread its own database connection.
-A receiver that uses the ORM on a worker thread opens a connection for that
-thread, which Django's request cycle never closes (``request_finished`` runs
-on the request's thread), so it must close it itself (``mark_notified``). It
-also runs outside the request's transaction: it sees only committed data,
-which is why the view sends the signal after the transaction.
+A note on threads: Django gives each thread its own database connection. A
+receiver that uses the ORM on a parasignal worker (``mark_notified``) gets
+one for that thread, which parasignal cleans up as Django's request cycle
+does (``close_old_connections`` before and after each receiver) and closes
+when the worker goes idle. It runs outside the request's transaction: it
+sees only committed data, which is why the view sends the signal after the
+transaction (or see ``orders.place_order``: ``transaction.on_commit``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import close_old_connections, connection
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -88,13 +88,8 @@ def award_loyalty_points(order_id: int, item: str, **kwargs: Any) -> str:
 
 
 def mark_notified(order_id: int, item: str, **kwargs: Any) -> str:
-    """Use the ORM from a worker thread: its own connection, closed when done."""
-    close_old_connections()
-    try:
-        updated = Order.objects.filter(pk=order_id).update(notified_at=timezone.now())
-    finally:
-        # This worker thread's connection: nothing else would ever close it.
-        connection.close()
+    """Use the ORM from a worker thread: parasignal handles the thread's connection."""
+    updated = Order.objects.filter(pk=order_id).update(notified_at=timezone.now())
     return f"{updated} order marked notified"
 
 
