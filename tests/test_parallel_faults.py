@@ -98,12 +98,14 @@ class _PausingClaims(list[int]):
         return claimed
 
 
-def test_a_cancel_racing_with_claims_does_not_hang_the_caller(
+def test_a_cancel_racing_with_a_claim_waits_for_it_and_does_not_hang_the_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Regression: a helper paused between claiming receiver 0 and seeing the
     # cancel gave receiver 0 back after another helper had claimed later ones;
-    # the batch then waited for receiver 0 forever.
+    # the batch then waited for receiver 0 forever. Claims are now made under
+    # the batch's lock, which the cancel takes too: a claim in progress
+    # completes first, and its receiver runs; no receiver is claimed after.
     paused, go = threading.Event(), threading.Event()
     original = _fanout.Batch.__init__
 
@@ -113,14 +115,9 @@ def test_a_cancel_racing_with_claims_does_not_hang_the_caller(
 
     monkeypatch.setattr(_fanout.Batch, "__init__", patched)
     signal = Signal(name="racing", max_workers=4)
-    running = threading.Barrier(4, timeout=WAIT)  # three receivers and the test
-    release = threading.Event()
 
     def make(i: int) -> Callable[..., int]:
         def receiver(**kwargs: Any) -> int:
-            if i in (1, 2, 3):
-                running.wait()
-                assert release.wait(WAIT)
             return i
 
         return receiver
@@ -128,19 +125,22 @@ def test_a_cancel_racing_with_claims_does_not_hang_the_caller(
     receivers = [make(i) for i in range(5)]
     for r in receivers:
         signal.connect(r)
-    thread, outcome = run_in_thread(lambda: signal.send_parallel_robust(sender=None))
-    assert paused.wait(WAIT)
-    running.wait()  # receivers 1 to 3 run on other helpers while 0 is held back
-    signal.shutdown(wait=False, cancel_futures=True)
+    caller, outcome = run_in_thread(lambda: signal.send_parallel_robust(sender=None))
+    assert paused.wait(WAIT)  # a helper is claiming receiver 0
+    cancelling, _ = run_in_thread(lambda: signal.shutdown(wait=False, cancel_futures=True))
     go.set()
-    release.set()
-    thread.join(WAIT)
-    assert not thread.is_alive(), "the caller hung"
+    cancelling.join(WAIT)
+    caller.join(WAIT)
+    assert not cancelling.is_alive(), "the cancel hung"
+    assert not caller.is_alive(), "the caller hung"
     (responses,) = outcome
     assert [r for r, _ in responses] == receivers
-    assert [v for _, v in responses[1:4]] == [1, 2, 3]
-    assert isinstance(responses[0][1], CancelledError)
-    assert isinstance(responses[4][1], CancelledError)
+    values = [v for _, v in responses]
+    assert values[0] == 0, "receiver 0 was claimed before the cancel: it must have run"
+    # Claimed in order: the receivers that ran are a prefix, the rest cancelled.
+    ran = [v for v in values if not isinstance(v, CancelledError)]
+    assert ran == list(range(len(ran)))
+    assert all(isinstance(v, CancelledError) for v in values[len(ran) :])
 
 
 def test_a_thread_that_cannot_start_leaves_the_pool_usable(

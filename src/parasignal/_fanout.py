@@ -31,15 +31,20 @@ arguments, the results, the exceptions and the contexts) lives in one
   withdraws the helpers still queued (``WorkerPool.withdraw``, or
   ``Future.cancel`` on a user's executor) and untracks the batch; the
   caller's frames drop it on return.
-* A helper reads ``work`` afresh for each receiver, takes out the receiver,
-  a copy of the context and the ``CallArguments``, and lets go of ``work``
-  before calling. While a receiver runs, its helper frame holds that
-  receiver, its context and the arguments, which the receiver needs anyway,
-  and nothing else; a receiver still running after the answer (past the
-  deadline, after an earlier failure, or after an interrupt) keeps only
-  those until it returns. A helper clears every such local before it tells
-  the caller it has finished, so a woken caller answers with no helper
-  holding anything of the dispatch; late outcomes find ``work`` gone and
+* A helper touches ``work`` only while it holds ``Batch._lock`` (under
+  which the caller detaches it): for each receiver it takes out the
+  receiver, a copy of the context and the ``CallArguments`` and lets go of
+  ``work`` before releasing the lock and calling; afterwards, in one hold of
+  the lock, it stores the outcome and lets go of the receiver, its
+  arguments, context and outcome, before claiming the next. While a
+  receiver runs, its helper frame holds that receiver, its context and the
+  arguments, which the receiver needs anyway, and nothing else; a
+  receiver still running after the answer (past the deadline, after an
+  earlier failure, or after an interrupt) keeps only those until it
+  returns. Since a receiver counts as finished only once
+  its helper let go of it, under the lock, a caller that answers (its
+  settling takes the lock) leaves no helper holding anything of the
+  dispatch, not even for an instant; late outcomes find ``work`` gone and
   are dropped (a late failure is logged from the ``_Failure``, which holds
   its own receiver and sender).
 * Queued helpers are the ``Batch`` itself, which after settling holds only
@@ -106,7 +111,6 @@ __all__ = ["Batch", "CallArguments", "deadline_after", "run_batch", "run_batch_a
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
-_SKIPPED: Final = object()  # claimed as the batch stopped, and never started
 
 # The caller's first wait before it adds helpers, and the longest step.
 _FIRST_STEP_S: Final = 0.0001
@@ -166,7 +170,8 @@ class _Work:
         self.arguments = arguments
         self.context = contextvars.copy_context()
         n = len(receivers)
-        # Slots are written lock-free, each by the one helper that claimed it.
+        # Each slot is written by the one helper that claimed it, under the
+        # batch's lock (see Batch.drain).
         self.results: list[Any] = [_PENDING] * n
         # With keep_contexts, each receiver's own context once it finished,
         # so that its contextvars changes can flow back to the caller (asend).
@@ -235,14 +240,14 @@ class Batch:
         # The dispatch's receivers, arguments, context and outcomes; None
         # once the caller has answered (see _Work).
         self.work: _Work | None = _Work(receivers, CallArguments(sender, named), keep_contexts)
-        # Indices not yet claimed, lowest last: list.pop() is atomic under the
-        # GIL, so claiming needs no lock, and len() says how many are left.
-        # Receivers are claimed in order, so the first n - len() are claimed.
+        # Indices not yet claimed, lowest last, popped under _lock; len(),
+        # read without it, says how many are left. Receivers are claimed in
+        # order, so the first n - len() are claimed.
         self._unclaimed = list(range(n - 1, -1, -1))
         # Set (under _lock) once no receiver may start any more: a receiver
         # failed in a way that ends the dispatch, the deadline passed, the
         # pool was shut down with cancel_futures, or the caller answered.
-        # Helpers read it without the lock, before and after each claim.
+        # Helpers claim under the lock, so none claims after it is set.
         self.stop = False
         # Guards everything below and Batch.work's detachment. Never held
         # while a receiver runs or a helper is posted, so receivers may
@@ -373,9 +378,13 @@ class Batch:
 
         References: while a receiver runs, this frame holds the batch, that
         receiver, its context and the call arguments, and nothing else of the
-        dispatch (no other receiver, no result). Everything is dropped before
-        the helper reports that it has finished, so the woken caller answers
-        with no helper still holding what it answers about.
+        dispatch (no other receiver, no result). It touches ``work`` only
+        while it holds the batch's lock, under which the caller detaches it,
+        and it lets go of a receiver's receiver, arguments, context and
+        outcome in the same hold of the lock in which it stores the outcome:
+        so by the time any thread can see a receiver finished, no helper
+        holds anything of it, and a caller that answers (under that lock)
+        leaves no helper holding anything of the dispatch.
         """
         depth = _local.depth = getattr(_local, "depth", 0) + 1
         # Django's per-request connection cleanup around each receiver, on a
@@ -384,47 +393,60 @@ class Batch:
         # receiver and one when the run ends: so one between two receivers,
         # serving as the first's "after" and the second's "before".
         guard = _django.worker_guard() if depth == 1 else None
+        lock = self._lock
         unclaimed = self._unclaimed
         signal = self.signal
         robust = self.robust
         clock = time.perf_counter
         ran = 0
+        index = -1  # the receiver whose outcome is still to be stored
         work: _Work | None = None
         receiver: Callable[..., Any] | None = None
         arguments: CallArguments | None = None
         ctx: contextvars.Context | None = None
         value: Any = None
+        failure: _Failure | None = None
+        late: _Failure | None = None  # recorded after the caller answered: ours to log
         # Set when a failure decided the answer: the caller is woken only
-        # once this frame has let go of the receiver and its context.
+        # once this frame has left the loop.
         decided = False
         try:
             while True:
-                # Read before the stop check: the caller detaches the work
-                # only after setting stop, so work read here is either None
-                # or, if stop is still clear afterwards, the live dispatch.
-                work = self.work
-                if work is None or self.stop:
-                    break
-                try:
-                    index = unclaimed.pop()
-                except IndexError:
-                    break
-                # Another thread may have set stop since the loop checked it
-                # (which mypy cannot know).
-                if self.stop and not self._still_owed(index):  # type: ignore[unreachable]
-                    # Stopped between the check and the claim: this receiver
-                    # never starts. Its slot says so, rather than the index
-                    # going back to the list: other helpers may have claimed
-                    # later ones since, and the claimed receivers must stay
+                with lock:
+                    work = self.work
+                    if index >= 0:
+                        # Store the last receiver's outcome, then let go of
+                        # everything of it before the lock is released.
+                        if failure is not None:
+                            if self._abandoned:
+                                late = failure
+                            else:
+                                decided |= self._record_failure_locked(index, failure)
+                        elif work is not None:
+                            # None once the caller has answered (a late
+                            # receiver): the outcome is then dropped.
+                            work.results[index] = value
+                            if work.contexts is not None:
+                                work.contexts[index] = ctx
+                        index = -1
+                        receiver = arguments = ctx = value = failure = None
+                    if work is None or self.stop or not unclaimed:
+                        work = None
+                        break
+                    # Claimed under the lock, so no receiver is claimed once
+                    # the batch stopped, and the claimed receivers are always
                     # the first n - len(unclaimed).
-                    work.results[index] = _SKIPPED  # type: ignore[unreachable]
-                    break
+                    index = unclaimed.pop()
+                    receiver = work.receivers[index]
+                    arguments = work.arguments
+                    ctx = work.context.copy()
+                    work = None
+                if late is not None:
+                    # Nobody will answer with it: log it here, in the
+                    # receiver's context (no longer in use: it has returned).
+                    self.log_failure(late)
+                    late = None
                 ran += 1
-                receiver = work.receivers[index]
-                arguments = work.arguments
-                ctx = work.context.copy()
-                # The call holds only what this receiver needs (see above).
-                work = None
                 if guard is not None:
                     guard.before()
                 started = clock()
@@ -439,61 +461,53 @@ class Batch:
                         value = ctx.run(receiver, signal=signal, sender=arguments.sender)
                 except Exception as exc:  # noqa: BLE001 - every failure is reported or raised
                     duration_ms = (clock() - started) * 1000.0
-                    if not robust:
-                        decided |= self._record_failure(
-                            index,
+                    if robust:
+                        value = exc
+                        ctx.run(
+                            self._report,
+                            receiver,
                             exc,
-                            receiver=receiver,
-                            sender=arguments.sender,
-                            ctx=ctx,
-                            duration_ms=duration_ms,
+                            arguments.sender,
+                            duration_ms,
+                            _thread_name(),
                         )
-                        continue
-                    value = exc
-                    ctx.run(
-                        self._report, receiver, exc, arguments.sender, duration_ms, _thread_name()
-                    )
+                    else:
+                        failure = self._failure(exc, receiver, arguments, ctx, started)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
-                    duration_ms = (clock() - started) * 1000.0
-                    decided |= self._record_failure(
-                        index,
-                        exc,
-                        receiver=receiver,
-                        sender=arguments.sender,
-                        ctx=ctx,
-                        duration_ms=duration_ms,
-                    )
-                    continue
-                # None once the caller has answered (a late receiver): the
-                # outcome then has nowhere to go and is dropped with `value`.
-                work = self.work
-                if work is not None:
-                    work.results[index] = value
-                    if work.contexts is not None:
-                        work.contexts[index] = ctx
-                value = None
+                    failure = self._failure(exc, receiver, arguments, ctx, started)
         finally:
             # Drop every reference to the dispatch before reporting the end.
-            work = receiver = arguments = ctx = value = None
+            work = receiver = arguments = ctx = value = failure = None
+            if late is not None:  # pragma: no cover - logged in the loop unless it broke
+                self.log_failure(late)
+                late = None
             if guard is not None and ran:
                 guard.after()
             _local.depth -= 1
-            with self._lock:
+            with lock:
                 self._finished += ran
                 self._running -= 1
                 release = self._update_locked() or decided
             if release:
                 self._wake()
 
-    def _still_owed(self, index: int) -> bool:
-        """Whether a receiver claimed just as the batch stopped must still run.
-
-        It must if the stop is a later receiver's failure: it was claimed
-        before that receiver, so ``send`` would have called it, and the
-        caller waits for it. After a timeout or a cancellation it must not.
-        """
-        with self._lock:
-            return not (self.cancelled or self._abandoned) and index < self._first_failure
+    def _failure(
+        self,
+        exc: BaseException,
+        receiver: Callable[..., Any],
+        arguments: CallArguments,
+        ctx: contextvars.Context,
+        started: float,
+    ) -> _Failure:
+        """Wrap a receiver's exception with what reporting it later needs."""
+        return _Failure(
+            exc,
+            receiver=receiver,
+            sender=arguments.sender,
+            context=ctx,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            thread=_thread_name(),
+        )
 
     def _report(
         self,
@@ -518,46 +532,20 @@ class Batch:
             print("parasignal: reporting a receiver failure failed:", file=sys.stderr)  # noqa: T201
             traceback.print_exc(file=sys.stderr)
 
-    def _record_failure(
-        self,
-        index: int,
-        exc: BaseException,
-        *,
-        receiver: Callable[..., Any],
-        sender: object,
-        ctx: contextvars.Context,
-        duration_ms: float,
-    ) -> bool:
-        """Record a failure; True if it decided the answer (the caller must then wake).
+    def _record_failure_locked(self, index: int, failure: _Failure) -> bool:
+        """Record a failure (caller holds the lock); True if it decided the answer.
 
-        The waking is left to the calling helper, which does it once it holds
-        nothing of the dispatch any more.
+        The waking is left to the calling helper, which does it once it has
+        left its loop, holding nothing of the dispatch any more.
         """
-        failure = _Failure(
-            exc,
-            receiver=receiver,
-            sender=sender,
-            context=ctx,
-            duration_ms=duration_ms,
-            thread=_thread_name(),
-        )
-        release = False
-        with self._lock:
-            work = self.work
-            if work is not None:
-                work.results[index] = _FAILED
-            self.stop = True
-            late = self._abandoned
-            if not late:
-                self.failures[index] = failure
-                self._first_failure = min(self._first_failure, index)
-                release = self._update_locked()
+        work = self.work
+        if work is not None:
+            work.results[index] = _FAILED
         del work
-        if late:
-            # Nobody will answer with it: log it here, in the receiver's
-            # context (it is no longer in use, the receiver having returned).
-            self.log_failure(failure)
-        return release
+        self.stop = True
+        self.failures[index] = failure
+        self._first_failure = min(self._first_failure, index)
+        return self._update_locked()
 
     def log_failure(self, failure: _Failure) -> None:
         """Report a failure nobody else will see, in the receiver's own context."""
@@ -910,7 +898,7 @@ def _answer(
     failures = settled.failures
     timed_out = settled.timed_out
     del settled
-    unfinished = [i for i, r in enumerate(results) if r is _PENDING or r is _SKIPPED]
+    unfinished = [i for i, r in enumerate(results) if r is _PENDING]
     raised: int | None = None
     if failures:
         first = min(failures)
