@@ -49,7 +49,11 @@ def call(signal: Signal, method: str, loop: asyncio.AbstractEventLoop, **named: 
             try:
                 return await getattr(signal, method)(None, **named)
             except Exception as exc:  # noqa: BLE001 - failures are part of the run
-                return exc
+                # Only its type: an exception made the task's result would
+                # sit in a cycle of asyncio's own on Python 3.12+ (its
+                # traceback's frames lead back to the task), freed only by
+                # the collector, whatever the dispatcher did.
+                return type(exc)
 
         return loop.run_until_complete(awaited())
     try:
