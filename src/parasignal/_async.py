@@ -217,9 +217,7 @@ class _Gathering:
         timeout: float | None,
         context: contextvars.Context,
     ) -> Responses:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        when = asyncio.ALL_COMPLETED if self.robust else asyncio.FIRST_EXCEPTION
-        _, pending = await asyncio.wait(tasks, timeout=remaining, return_when=when)
+        pending = await _wait_for_tasks(tasks, deadline, first_exception=not self.robust)
         for task in pending:
             task.cancel()
         if pending:
@@ -285,3 +283,51 @@ class _Gathering:
         return receiver_error(
             TimeoutError, self._where(), deadline_reason(timeout), self.receivers[index]
         )
+
+
+async def _wait_for_tasks(
+    tasks: Sequence[asyncio.Task[Any]], deadline: float | None, *, first_exception: bool
+) -> set[asyncio.Task[Any]]:
+    """Wait until every task is done (or, with *first_exception*, one raised) or *deadline*.
+
+    Return the tasks not done. Like ``asyncio.wait(tasks, timeout=...)``,
+    but nothing it leaves behind holds a context of the caller's:
+    ``asyncio.wait``'s own timer carries a copy of the awaiting task's
+    context and, once cancelled, stays in the loop's schedule with it until
+    its due time (up to the signal's whole timeout). Here the timer and the
+    done-callbacks run in an empty context and are removed on the way out.
+    """
+    loop = asyncio.get_running_loop()
+    settled: asyncio.Future[None] = loop.create_future()
+    left = len(tasks)
+
+    def on_done(task: asyncio.Task[Any]) -> None:
+        nonlocal left
+        left -= 1
+        if settled.done():
+            return
+        if left == 0 or (first_exception and not task.cancelled() and task.exception() is not None):
+            settled.set_result(None)
+
+    empty = contextvars.Context()
+    for task in tasks:
+        task.add_done_callback(on_done, context=empty)
+    timer = None
+    if deadline is not None:
+        timer = loop.call_later(
+            max(0.0, deadline - time.monotonic()), _resolve_unless_done, settled, context=empty
+        )
+    try:
+        if tasks:
+            await settled
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for task in tasks:
+            task.remove_done_callback(on_done)
+    return {task for task in tasks if not task.done()}
+
+
+def _resolve_unless_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

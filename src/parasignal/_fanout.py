@@ -287,6 +287,8 @@ class Batch:
         # Also called then (from whichever thread decides), for callers that
         # wait in an event loop rather than on _done. Dropped on answer.
         self.on_done: Callable[[], None] | None = None
+        # Whether each receiver's context is kept (in work.contexts) once it finished.
+        self._keep_contexts = keep_contexts
 
     # -- helpers (worker side) ----------------------------------------------
 
@@ -410,8 +412,17 @@ class Batch:
         # Set when a failure decided the answer: the caller is woken only
         # once this frame has left the loop.
         decided = False
+        discard: Any = None
         try:
             while True:
+                # Let go, before taking the lock, of what storing the outcome
+                # does not need: if this was the last reference (the caller
+                # answered), finalizers (__del__, weakref callbacks) run now,
+                # never under the lock, where one that dispatches or shuts
+                # a pool down would block or deadlock.
+                receiver = arguments = None
+                if not self._keep_contexts:
+                    ctx = None
                 with lock:
                     work = self.work
                     if index >= 0:
@@ -429,7 +440,11 @@ class Batch:
                             if work.contexts is not None:
                                 work.contexts[index] = ctx
                         index = -1
-                        receiver = arguments = ctx = value = failure = None
+                        if work is None:
+                            # A late outcome, nowhere to go: dropped once the
+                            # lock is released, for the same reason.
+                            discard = (value, ctx)
+                        value = ctx = failure = None
                     if work is None or self.stop or not unclaimed:
                         work = None
                         break
@@ -441,11 +456,7 @@ class Batch:
                     arguments = work.arguments
                     ctx = work.context.copy()
                     work = None
-                if late is not None:
-                    # Nobody will answer with it: log it here, in the
-                    # receiver's context (no longer in use: it has returned).
-                    self.log_failure(late)
-                    late = None
+                discard = None
                 ran += 1
                 if guard is not None:
                     guard.before()
@@ -478,7 +489,11 @@ class Batch:
         finally:
             # Drop every reference to the dispatch before reporting the end.
             work = receiver = arguments = ctx = value = failure = None
-            if late is not None:  # pragma: no cover - logged in the loop unless it broke
+            del discard
+            if late is not None:
+                # Recorded after the caller answered (so the loop stopped):
+                # nobody will answer with it. Logged here, in the receiver's
+                # context (no longer in use: the receiver has returned).
                 self.log_failure(late)
                 late = None
             if guard is not None and ran:
@@ -587,10 +602,10 @@ class Batch:
         if first < self.n:
             # After a failure that ends the dispatch, only the receivers
             # before it matter.
-            done = _PENDING not in work.results[:first]
+            done = not any(r is _PENDING for r in work.results[:first])
         elif self.cancelled:
             # Only the receivers that started matter.
-            done = _PENDING not in work.results[: self.n - len(self._unclaimed)]
+            done = not any(r is _PENDING for r in work.results[: self.n - len(self._unclaimed)])
         else:
             done = self._finished >= self.n
         self._signalled = done
@@ -754,10 +769,12 @@ def finish_batch(
         return _answer(batch, settled, timeout)
     finally:
         work = settled.work
+        context = None
         for context in list(work.contexts or ()):
             if context is not None:
                 copy_back(context, work.context)
-        del work, settled
+        # A raised answer's traceback keeps this frame: nothing of it may stay.
+        del work, settled, context
 
 
 def run_batch(
@@ -783,12 +800,14 @@ def run_batch(
     try:
         batch.start()
         finished = batch.wait(deadline)
+        return finish_batch(batch, finished=finished, timeout=timeout)
     except BaseException:
         # KeyboardInterrupt, a signal handler's exception, a task framework's
         # time limit, a refusing pool...: the caller will not answer.
+        # (Also after finish_batch raised the answer: abandon is idempotent,
+        # and an interrupt before settle detached the work is covered.)
         batch.abandon()
         raise
-    return finish_batch(batch, finished=finished, timeout=timeout)
 
 
 async def run_batch_async(
@@ -834,10 +853,10 @@ async def run_batch_async(
     try:
         batch.start()
         finished = await _wait_in_loop(batch, decided, deadline)
+        return finish_batch(batch, finished=finished, timeout=timeout)
     except BaseException:
         batch.abandon()
         raise
-    return finish_batch(batch, finished=finished, timeout=timeout)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -866,14 +885,23 @@ async def _wait_in_loop(
         timeout = step if deadline is None else min(step, deadline - time.monotonic())
         if timeout <= 0:
             return decided.done()
+        # In an empty context: callbacks asyncio registers for the nap carry
+        # the context current when they are added, and the nap may outlive us.
+        empty = contextvars.Context()
         try:
-            nap: asyncio.Future[bool] = loop.run_in_executor(
-                _step_timer.executor(), functools.partial(batch._done.acquire, timeout=timeout)
+            nap: asyncio.Future[bool] = empty.run(
+                loop.run_in_executor,
+                _step_timer.executor(),
+                functools.partial(batch._done.acquire, timeout=timeout),
             )
         except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
-            nap = loop.create_task(asyncio.sleep(timeout, result=False))
+            nap = empty.run(loop.create_task, asyncio.sleep(timeout, result=False))
         waits: set[asyncio.Future[Any]] = {decided, nap}
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not nap.done():
+                nap.cancel()  # drops its callbacks: no cycle with the executor's future
         if decided.done():
             return True
         if nap.result():
@@ -882,9 +910,19 @@ async def _wait_in_loop(
             return True
         batch._grow()
         step = min(step * 2, _LAST_STEP_S)
-    remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-    done, _ = await asyncio.wait({decided}, timeout=remaining)
-    return bool(done)
+    if deadline is None:
+        await decided
+        return True
+    remaining = max(deadline - time.monotonic(), 0.0)
+    expired = loop.create_future()
+    # An explicit empty context: a cancelled TimerHandle keeps its context
+    # in loop._scheduled until its due time.
+    timer = loop.call_later(remaining, _resolve, expired, context=contextvars.Context())
+    try:
+        await asyncio.wait({decided, expired}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    return decided.done()
 
 
 def _answer(
