@@ -739,7 +739,7 @@ def measure_saturation(callers: int) -> dict[str, Any]:
     # Let every caller post its first helper and settle into waiting.
     time.sleep(0.2)
     during, peak = tracemalloc.get_traced_memory()
-    pool = signal._pool
+    pool = signal._pools.own_pool
     worker_threads = pool.thread_count if pool is not None else 0
     release.set()
     for thread in threads:

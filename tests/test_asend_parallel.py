@@ -423,13 +423,13 @@ def test_run_in_a_receiver_on_a_one_thread_pool_it_does_not_deadlock() -> None:
 def test_the_step_timer_is_one_lazy_executor_renewed_in_a_forked_child(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from parasignal import _step_timer  # noqa: PLC0415
+    from parasignal import _async  # noqa: PLC0415
 
-    monkeypatch.setattr(_step_timer, "_executor", None)
-    first = _step_timer.executor()
-    assert _step_timer.executor() is first
-    _step_timer._after_fork_in_child()
-    second = _step_timer.executor()
+    monkeypatch.setattr(_async, "_step_pool", None)
+    first = _async._step_executor()
+    assert _async._step_executor() is first
+    _async._after_fork_in_child()
+    second = _async._step_executor()
     assert second is not first
     first.shutdown()
     second.shutdown()
@@ -494,11 +494,11 @@ def test_with_the_step_timer_shut_down_it_falls_back_to_the_loops_timers(
     # At interpreter exit concurrent.futures refuses new work.
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-    from parasignal import _step_timer  # noqa: PLC0415
+    from parasignal import _async  # noqa: PLC0415
 
     closed = ThreadPoolExecutor(1)
     closed.shutdown()
-    monkeypatch.setattr(_step_timer, "executor", lambda: closed)
+    monkeypatch.setattr(_async, "_step_executor", lambda: closed)
     signal = Signal()
     together = threading.Barrier(4, timeout=WAIT)
     for i in range(4):

@@ -19,7 +19,7 @@ import structlog
 from structlog.testing import LogCapture
 
 from conftest import collect
-from parasignal import Signal, _one_thread
+from parasignal import Signal, _async
 
 WAIT = 10.0
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
@@ -362,7 +362,7 @@ def test_asend_uses_asgirefs_thread_sensitive_thread_the_one_calling_async_to_sy
 def test_asend_without_asgiref_uses_one_thread_of_the_loops_executor(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_one_thread, "asgiref_sync_to_async", lambda: None)
+    monkeypatch.setattr(_async, "asgiref_sync_to_async", lambda: None)
     signal = Signal()
     receivers, seen = counting_receivers(3)
     for r in receivers:

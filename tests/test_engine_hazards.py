@@ -136,8 +136,8 @@ def test_an_interrupt_landing_as_the_answer_is_made_leaks_nothing(
     finally:
         sys.settrace(None)
     del payload
-    assert signal._pool is not None
-    assert signal._pool.tracked_count == 0, "the interrupted batch is still tracked"
+    assert signal._pools.own_pool is not None
+    assert signal._pools.own_pool.tracked_count == 0, "the interrupted batch is still tracked"
     assert ref() is None, "the payload outlived the interrupted dispatch"
     signal.shutdown()
 

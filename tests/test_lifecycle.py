@@ -75,7 +75,7 @@ def test_shutdown_is_idempotent_and_safe_before_any_pool_exists() -> None:
     signal.shutdown()
     signal.shutdown(wait=False)
     signal.shutdown(cancel_futures=True)
-    assert signal._pool is None
+    assert signal._pools.own_pool is None
     with pytest.raises(RuntimeError, match="shut down"):
         signal.send_parallel(sender=None)
 

@@ -242,12 +242,12 @@ def test_timed_out_dispatches_leave_nothing_queued_on_a_saturated_pool() -> None
     hogs = [threading.Thread(target=blocker.send_parallel, args=(None,)) for _ in range(2)]
     signal = Signal(timeout=0.005)
     signal.connect(plain, weak=False)
-    signal._dispatch_executor = blocker._dispatch_executor  # type: ignore[method-assign]
     for hog in hogs:
         hog.start()
-    pool = blocker._pool
-    assert pool is not None
     assert stuck.started.wait(10)
+    pool = blocker._pools.own_pool
+    assert pool is not None
+    signal._executor = lambda method: pool  # type: ignore[method-assign]
     while pool.thread_count < 2 or pool.queued:
         time.sleep(0.001)
     for _ in range(100):
@@ -389,7 +389,7 @@ def test_an_interrupt_landing_anywhere_in_a_dispatch_leaks_nothing() -> None:
             interrupted_at[0] = time.perf_counter()
             interrupts += 1
         del payload
-        pool = signal._pool
+        pool = signal._pools.own_pool
         assert pool is not None
         assert pool.thread_count <= 4
         # Once running receivers finish, nothing of the dispatch is left.

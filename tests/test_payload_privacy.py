@@ -52,7 +52,7 @@ def test_the_frame_that_catches_a_receivers_failure_shows_no_argument_value(
 
 
 def test_call_arguments_name_the_keywords_but_hide_their_values() -> None:
-    from parasignal._fanout import CallArguments  # noqa: PLC0415
+    from parasignal._dispatch import CallArguments  # noqa: PLC0415
 
     text = repr(CallArguments("shop", {"card": SECRET, "amount": 5}))
     assert SECRET not in text

@@ -110,8 +110,8 @@ def test_a_worker_releases_its_thread_when_it_goes_idle_and_when_it_exits(
     signal.send_parallel(sender=None)
     # Idle: the worker finished its task and nothing is queued; it lives on.
     assert recorder.released.wait(WAIT)
-    assert signal._pool is not None
-    assert signal._pool.thread_count == 1
+    assert signal._pools.own_pool is not None
+    assert signal._pools.own_pool.thread_count == 1
     assert recorder.whats() == ["cleanup", "a", "cleanup", "release"]
     signal.shutdown(wait=True)  # joins the worker: its exit hook has run
     log = list(recorder.log)
@@ -136,7 +136,7 @@ def test_a_busy_worker_does_not_release_between_queued_tasks(recorder: Recorder)
     for caller in callers[1:]:
         caller.start()
     # Two more dispatches queue behind the one the worker is running.
-    while signal._pool is None or signal._pool.queued < 2:
+    while signal._pools.own_pool is None or signal._pools.own_pool.queued < 2:
         threading.Event().wait(0.001)
     gate.set()
     for caller in callers:

@@ -12,12 +12,27 @@ receivers concurrently on threads and return the same ordered answer
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from . import _pool
-from ._stress import StressReport, stress
 from .dispatcher import Signal, receiver
 
+if TYPE_CHECKING:
+    from ._stress import StressReport, stress
+
 __all__ = ["Signal", "StressReport", "__version__", "receiver", "shutdown", "stress"]
+
+# The stress tool (and its argparse, json and random) loads on first use only.
+_LAZY = frozenset({"StressReport", "stress"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import _stress  # noqa: PLC0415 - lazily, see _LAZY
+
+        return getattr(_stress, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def shutdown(wait: bool = True, *, cancel_futures: bool = False) -> None:

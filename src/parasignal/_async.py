@@ -1,55 +1,356 @@
-"""Async receivers: awaited concurrently on an event loop, as Django 6.1 does.
+"""Everything awaited: ``asend*``, ``asend_parallel*``, and async receivers anywhere.
 
-Django runs a signal's coroutine-function receivers after its sync ones, all
-at once in a ``TaskGroup`` sharing one copy of the caller's context, and then
-copies the context's changes back to the caller (ticket #36714). This module
-does the same without asgiref: :func:`gather` is awaited by ``asend*`` and
-``asend_parallel*``; :func:`run` gives it an event loop of its own for
-``send``, ``send_robust`` and ``send_parallel*``, which are called from
-synchronous code.
+* :func:`asend`: Django 6.1's ``asend``. The sync receivers one after
+  another in one call on one thread (:func:`call_on_one_thread`: asgiref's
+  ``sync_to_async(thread_sensitive=True)`` when it is importable), then the
+  async receivers concurrently (:func:`gather`).
+* :func:`asend_parallel`: the sync receivers on the thread engine
+  (``_fanout``), awaited without blocking the loop (:func:`_wait_in_loop`),
+  then the async receivers concurrently.
+* :func:`run`: an event loop of its own, for the async receivers of
+  ``send``, ``send_robust`` and ``send_parallel*``, which are called from
+  synchronous code.
 
-On Python 3.10, which has neither ``TaskGroup`` nor ``ExceptionGroup`` nor
-``create_task(context=...)``: each receiver runs in its own copy of the
-context, whose changes are copied back in connection order, and when several
-receivers fail at once the earliest-connected failure is raised (the others
-are logged).
+Async receivers run as Django 6.1 runs them: after the sync ones, all at once
+(as in a ``TaskGroup``) sharing one copy of the caller's context whose
+changes are copied back (ticket #36714). On Python 3.10, which has neither
+``TaskGroup`` nor ``ExceptionGroup`` nor ``create_task(context=...)``: each
+receiver runs in its own copy of the context, whose changes are copied back
+in connection order, and when several receivers fail at once the
+earliest-connected failure is raised (the others are logged).
+
+asgiref is looked up lazily, on the first call, and the answer is cached:
+importing parasignal never imports asgiref (nor Django).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 import math
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._contexts import copy_back, copy_back_all
-from ._unfinished import deadline_reason, emit_timeouts, group_error, receiver_error
+from ._dispatch import Dispatch, Responses, call_in_order
+from ._fanout import FIRST_STEP_S, LAST_STEP_S, Batch, finish_batch
+from ._inline import EXECUTOR as INLINE_EXECUTOR
 
 if TYPE_CHECKING:
-    from .dispatcher import Signal
+    from ._pool import WorkerPool
 
-__all__ = ["gather", "run"]
+__all__ = [
+    "asend",
+    "asend_parallel",
+    "asgiref_sync_to_async",
+    "call_on_one_thread",
+    "gather",
+    "run",
+]
 
 _SHARED_CONTEXT: Final = sys.version_info >= (3, 11)
 
-Responses = list[tuple[Callable[..., Any], Any]]
+_T = TypeVar("_T")
 
 
-def run(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-    deadline: float | None = None,
-    timeout: float | None = None,
+# -- asend: Django's semantics ------------------------------------------------------
+
+
+async def asend(
+    dispatch: Dispatch,
+    sync: Sequence[Callable[..., Any]],
+    async_: Sequence[Callable[..., Any]],
 ) -> Responses:
+    """Django 6.1's ``asend``/``asend_robust`` (see ``Signal.asend``)."""
+    responses: Responses = []
+    if sync:
+        # One call on one thread, as Django's sync_to_async(sync_send). The
+        # partial holds the receivers (strongly) until it returns.
+        responses = await call_on_one_thread(functools.partial(call_in_order, dispatch, sync))
+    if async_:
+        responses += await gather(dispatch, async_)
+    return responses
+
+
+@functools.cache
+def asgiref_sync_to_async() -> Callable[..., Any] | None:
+    """Return ``asgiref.sync.sync_to_async``, or None when asgiref is not importable.
+
+    Looked up once, on first use, then cached (``cache_clear()`` forgets it).
+    """
+    try:
+        from asgiref.sync import sync_to_async  # noqa: PLC0415 - optional, and lazy by design
+    except ImportError:
+        return None
+    return sync_to_async
+
+
+class _Box(Generic[_T]):
+    """A callable, then its result or exception, for code that may hold on to it."""
+
+    __slots__ = ("_error", "_func", "_result")
+
+    def __init__(self, func: Callable[[], _T]) -> None:
+        self._func: Callable[[], _T] | None = func
+        self._result: _T | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        func = self._func
+        if func is None:  # pragma: no cover - run() is called exactly once
+            return
+        try:
+            self._result = func()
+        except BaseException as exc:  # noqa: BLE001 - re-raised to the caller by outcome()
+            self._error = exc
+
+    def outcome(self) -> _T:
+        """Return the result, or raise the exception, that run() recorded."""
+        error = self._error
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # no cycle through this frame
+        return self._result  # type: ignore[return-value]
+
+    def clear(self) -> None:
+        self._func = self._result = self._error = None
+
+
+async def call_on_one_thread(func: Callable[[], _T]) -> _T:
+    """Await *func()* run on one thread that is not the event loop's, as Django's ``asend`` does.
+
+    *func* runs in a copy of the awaiting task's context; the variables it
+    changed are set in the awaiting task's context afterwards, whether it
+    returns or raises. With asgiref, this is
+    ``sync_to_async(func, thread_sensitive=True)()``, with all its rules: the
+    thread Django's thread-sensitive calls use (under ASGI, the request's
+    own; inside ``async_to_sync``, the thread that called it), and a
+    cancelled await does not stop *func*, which finishes on its thread.
+    Without it, *func* runs on the loop's default executor, and a cancelled
+    await likewise leaves it to finish there.
+    """
+    sync_to_async = asgiref_sync_to_async()
+    if sync_to_async is not None:
+        # asgiref's wrapper holds what it calls and what it returns, and on
+        # some versions a reference cycle keeps the wrapper's frame alive
+        # until the garbage collector runs (asgiref 3.12 on Python 3.10: a
+        # caught AttributeError's traceback in asgiref.local). So all that
+        # goes through it is a box, emptied before this returns: the
+        # callable in, its result or exception out. Then asgiref holds
+        # nothing of the caller's (receivers, arguments, responses).
+        box = _Box(func)
+        try:
+            await sync_to_async(box.run, thread_sensitive=True)()
+            return box.outcome()
+        finally:
+            box.clear()
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(None, context.run, func)
+    finally:
+        # What asgiref's _restore_context does: the caller sees the changes.
+        copy_back_all(context)
+
+
+# -- asend_parallel: the thread engine, awaited ----------------------------------------
+
+
+async def asend_parallel(
+    dispatch: Dispatch,
+    sync: Sequence[Callable[..., Any]],
+    async_: Sequence[Callable[..., Any]],
+    executor: Executor | WorkerPool | None,
+) -> Responses:
+    """``asend_parallel``/``asend_parallel_robust`` (see ``Signal.asend_parallel``).
+
+    *executor* runs the sync receivers (None when there are none).
+
+    With *executor* the inline one (``parasignal.testing.inline()``), the
+    sync receivers run through the same engine on the thread ``asend`` would
+    use, so a test's transaction is visible to them.
+    """
+    responses: Responses = []
+    if sync and executor is not None:
+        if executor is INLINE_EXECUTOR:
+            responses = await call_on_one_thread(
+                functools.partial(_run_inline_keeping_contexts, dispatch, sync)
+            )
+        else:
+            responses = await run_batch_async(dispatch, sync, executor)
+    if async_:
+        responses += await gather(dispatch, async_)
+    return responses
+
+
+def _run_inline_keeping_contexts(
+    dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]
+) -> Responses:
+    """Run *receivers* inline and return ``send_parallel``'s answer (or raise its exception).
+
+    As ``asend_parallel`` does, the contextvars changes each receiver made
+    are then set in the current context, in connection order, whether the
+    call returns or raises.
+    """
+    batch = Batch(dispatch, receivers, INLINE_EXECUTOR, keep_contexts=True)
+    del dispatch
+    try:
+        batch.start()
+    except BaseException:
+        batch.abandon()
+        raise
+    # Every receiver that will ever run has run: the helper ran them inside
+    # start(). Contexts flow back in finish_batch().
+    return finish_batch(batch, finished=True)
+
+
+async def run_batch_async(
+    dispatch: Dispatch, receivers: Sequence[Callable[..., Any]], executor: Executor | WorkerPool
+) -> Responses:
+    """``_fanout.run_batch``, awaited from an event loop without blocking it.
+
+    The contextvars changes each finished receiver made flow back into the
+    awaiting task's context, in connection order, whether the call returns
+    or raises (as Django's ``sync_to_async`` does). If the awaiting task is
+    cancelled, nothing more starts and the cancellation propagates. Called
+    on a parasignal worker thread (an event loop run inside a receiver),
+    this thread drains the batch itself first, as ``run_batch`` does.
+    """
+    loop = asyncio.get_running_loop()
+    decided = loop.create_future()
+
+    def on_done() -> None:
+        # From a worker thread (or this one): hand the news to the loop.
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_resolve, decided)
+
+    batch = Batch(dispatch, receivers, executor, keep_contexts=True)
+    deadline = dispatch.deadline
+    del dispatch
+    batch.on_done = on_done
+    try:
+        batch.start()
+        finished = await _wait_in_loop(batch, decided, deadline)
+        return finish_batch(batch, finished=finished)
+    except BaseException:
+        batch.abandon()
+        raise
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _wait_in_loop(
+    batch: Batch, decided: asyncio.Future[None], deadline: float | None
+) -> bool:
+    """``Batch.wait()``, for an event loop: the same growing steps, awaited.
+
+    The loop's own timers cannot time a 100 us step (epoll counts whole
+    milliseconds, so every step under 1 ms would take 1 ms, and slow
+    receivers would get their threads a millisecond late). So each step is
+    timed by a wait on the batch's ``_done`` lock on a thread of
+    :func:`_step_executor`, which returns at the step's end or as soon as
+    the batch is decided; the loop keeps running meanwhile, and also wakes
+    the moment ``decided`` resolves. In this mode nothing else acquires
+    ``_done`` (the loop learns of the answer through ``on_done``). An
+    abandoned step ends on its own within one step (at most 10 ms).
+    """
+    loop = asyncio.get_running_loop()
+    step = FIRST_STEP_S
+    while batch.growing():
+        timeout = step if deadline is None else min(step, deadline - time.monotonic())
+        if timeout <= 0:
+            return decided.done()
+        # In an empty context: callbacks asyncio registers for the nap carry
+        # the context current when they are added, and the nap may outlive us.
+        empty = contextvars.Context()
+        try:
+            nap: asyncio.Future[bool] = empty.run(
+                loop.run_in_executor,
+                _step_executor(),
+                functools.partial(batch._done.acquire, timeout=timeout),
+            )
+        except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
+            nap = empty.run(loop.create_task, asyncio.sleep(timeout, result=False))
+        waits: set[asyncio.Future[Any]] = {decided, nap}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not nap.done():
+                nap.cancel()  # drops its callbacks: no cycle with the executor's future
+        if decided.done():
+            return True
+        if nap.result():
+            # Released: on_done has been called, decided resolves next.
+            await decided
+            return True
+        batch._grow()
+        step = min(step * 2, LAST_STEP_S)
+    if deadline is None:
+        await decided
+        return True
+    remaining = max(deadline - time.monotonic(), 0.0)
+    expired = loop.create_future()
+    # An explicit empty context: a cancelled TimerHandle keeps its context
+    # in loop._scheduled until its due time.
+    timer = loop.call_later(remaining, _resolve, expired, context=contextvars.Context())
+    try:
+        await asyncio.wait({decided, expired}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    return decided.done()
+
+
+# Precise short waits for the loop (see _wait_in_loop): a process-wide
+# executor, started lazily, whose threads live across event loops
+# (asyncio.run per dispatch would otherwise start and join a default-executor
+# thread each time, about 0.5 ms). Each step lasts at most 10 ms, so its
+# threads never hold up interpreter exit for long. Steps waiting at once
+# beyond STEP_THREADS queue behind one another; the loop still wakes as soon
+# as its dispatch is decided, so a late step only delays growth.
+STEP_THREADS: Final = 8
+_step_lock = threading.Lock()  # guards _step_pool
+_step_pool: ThreadPoolExecutor | None = None
+
+
+def _step_executor() -> ThreadPoolExecutor:
+    """Return the process-wide step executor, creating it on first use."""
+    global _step_pool  # noqa: PLW0603 - one process-wide executor by design
+    current = _step_pool
+    if current is None:
+        with _step_lock:
+            if _step_pool is None:
+                _step_pool = ThreadPoolExecutor(STEP_THREADS, thread_name_prefix="parasignal-step")
+            current = _step_pool
+    return current
+
+
+def _after_fork_in_child() -> None:
+    # The parent's threads do not exist here; the lock may have been held.
+    global _step_pool, _step_lock  # noqa: PLW0603 - renewing process-wide state in a child
+    _step_lock = threading.Lock()
+    _step_pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- async receivers ------------------------------------------------------------------
+
+
+def run(dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -> Responses:
     """Await *receivers* concurrently on a new event loop in this thread.
 
     Contextvars changes the receivers make flow back to the caller. Raises
@@ -62,27 +363,14 @@ def run(
         pass
     else:
         msg = (
-            f"{signal._display_name()}.{method}() cannot run async receivers in a thread "
-            f"that is running an event loop: await {signal._display_name()}.asend() "
-            "(or asend_robust()) there instead."
+            f"{dispatch.where} cannot run async receivers in a thread that is running an "
+            f"event loop: await {dispatch.name}.asend() (or asend_robust()) there instead."
         )
         raise RuntimeError(msg)
     shared = contextvars.copy_context()
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(
-            gather(
-                signal,
-                receivers,
-                sender,
-                named,
-                robust=robust,
-                method=method,
-                deadline=deadline,
-                timeout=timeout,
-                shared=shared,
-            )
-        )
+        return loop.run_until_complete(gather(dispatch, receivers, shared=shared))
     finally:
         try:
             _cancel_leftovers(loop)
@@ -104,15 +392,9 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def gather(
-    signal: Signal,
+    dispatch: Dispatch,
     receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
     *,
-    robust: bool,
-    method: str,
-    deadline: float | None = None,
-    timeout: float | None = None,
     shared: contextvars.Context | None = None,
 ) -> Responses:
     """Await *receivers* concurrently; return ``[(receiver, response)]`` in order.
@@ -122,14 +404,15 @@ async def gather(
     given. Not robust: the first failure cancels the others and is raised
     (several at once raise an ``ExceptionGroup``, as ``TaskGroup`` does).
     Robust: an ``Exception`` becomes the receiver's response and is logged.
-    At *deadline*, receivers still running are cancelled: not robust, raise
-    :class:`TimeoutError` naming them; robust, each gets a ``TimeoutError``.
+    At the dispatch's deadline, receivers still running are cancelled: not
+    robust, raise :class:`TimeoutError` naming them; robust, each gets a
+    ``TimeoutError``.
     """
     restore_here = shared is None
     context = contextvars.copy_context() if shared is None else shared
-    runner = _Gathering(signal, receivers, sender, named, robust=robust, method=method)
+    runner = _Gathering(dispatch, receivers)
     try:
-        return await runner.run(context, deadline, timeout)
+        return await runner.run(context)
     finally:
         if restore_here:
             copy_back_all(context)
@@ -138,22 +421,9 @@ async def gather(
 class _Gathering:
     """One concurrent await of a signal's async receivers."""
 
-    def __init__(
-        self,
-        signal: Signal,
-        receivers: Sequence[Callable[..., Any]],
-        sender: object,
-        named: Mapping[str, Any],
-        *,
-        robust: bool,
-        method: str,
-    ) -> None:
-        self.signal = signal
+    def __init__(self, dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -> None:
+        self.dispatch = dispatch
         self.receivers = receivers
-        self.sender = sender
-        self.named = named
-        self.robust = robust
-        self.method = method
         # Python 3.10: each task's context when it ended, merged back in order.
         self.final_contexts: list[contextvars.Context | None] = [None] * len(receivers)
         # Tasks cancelled because the deadline passed (not by themselves).
@@ -161,11 +431,15 @@ class _Gathering:
 
     async def call(self, index: int) -> Any:
         receiver = self.receivers[index]
+        dispatch = self.dispatch
+        arguments = dispatch.arguments
         started = time.perf_counter()
         try:
-            return await receiver(signal=self.signal, sender=self.sender, **self.named)
+            return await receiver(
+                signal=dispatch.signal, sender=arguments.sender, **arguments.named
+            )
         except Exception as exc:
-            if not self.robust:
+            if not dispatch.robust:
                 raise
             self.report(receiver, exc, (time.perf_counter() - started) * 1000.0)
             return exc
@@ -174,18 +448,15 @@ class _Gathering:
                 self.final_contexts[index] = contextvars.copy_context()
 
     def report(self, receiver: Callable[..., Any], exc: BaseException, duration_ms: float) -> None:
-        self.signal._report_failure(
+        self.dispatch.report_failure(
             receiver,
             exc,
-            sender=self.sender,
-            method=self.method,
+            sender=self.dispatch.arguments.sender,
             duration_ms=duration_ms,
             thread=threading.current_thread().name,
         )
 
-    async def run(
-        self, context: contextvars.Context, deadline: float | None, timeout: float | None
-    ) -> Responses:
+    async def run(self, context: contextvars.Context) -> Responses:
         loop = asyncio.get_running_loop()
         base = context.copy()  # what each task started from, on 3.10
         tasks: list[asyncio.Task[Any]] = []
@@ -196,7 +467,7 @@ class _Gathering:
             else:
                 tasks.append(context.run(loop.create_task, coro))
         try:
-            return await self._settle(tasks, deadline, timeout, context)
+            return await self._settle(tasks, context)
         finally:
             # Whatever happened (our caller was cancelled, say), nothing
             # keeps running behind its back.
@@ -211,13 +482,11 @@ class _Gathering:
                         context.run(copy_back, final, base)
 
     async def _settle(
-        self,
-        tasks: list[asyncio.Task[Any]],
-        deadline: float | None,
-        timeout: float | None,
-        context: contextvars.Context,
+        self, tasks: list[asyncio.Task[Any]], context: contextvars.Context
     ) -> Responses:
-        pending = await _wait_for_tasks(tasks, deadline, first_exception=not self.robust)
+        pending = await _wait_for_tasks(
+            tasks, self.dispatch.deadline, first_exception=not self.dispatch.robust
+        )
         for task in pending:
             task.cancel()
         if pending:
@@ -234,14 +503,14 @@ class _Gathering:
             self._raise(failures)
         unfinished = sorted(self.timed_out)
         if unfinished:
-            self._timed_out(unfinished, timeout, context)
-        return [
-            (self.receivers[i], self._response(i, task, timeout)) for i, task in enumerate(tasks)
-        ]
+            context.run(self.dispatch.report_unfinished, self.receivers, unfinished)
+            if not self.dispatch.robust:
+                raise self.dispatch.unfinished_error(TimeoutError, self.receivers, unfinished)
+        return [(self.receivers[i], self._response(i, task)) for i, task in enumerate(tasks)]
 
-    def _response(self, index: int, task: asyncio.Task[Any], timeout: float | None) -> Any:
+    def _response(self, index: int, task: asyncio.Task[Any]) -> Any:
         if index in self.timed_out:
-            return self._timeout_error(index, timeout)
+            return self.dispatch.unfinished_response(TimeoutError, self.receivers[index])
         if task.cancelled():
             # The receiver cancelled itself: Django's TaskGroup leaves None.
             return None
@@ -258,31 +527,6 @@ class _Gathering:
             raise excs[0]
         # What asyncio.TaskGroup raises, and so Django.
         raise BaseExceptionGroup("unhandled errors in a TaskGroup", excs)  # noqa: F821 - 3.11+
-
-    def _timed_out(
-        self, unfinished: list[int], timeout: float | None, context: contextvars.Context
-    ) -> None:
-        emit_timeouts(
-            context,
-            self.signal,
-            self.receivers,
-            unfinished,
-            sender=self.sender,
-            method=self.method,
-            timeout=timeout,
-        )
-        if not self.robust:
-            raise group_error(
-                TimeoutError, self._where(), deadline_reason(timeout), self.receivers, unfinished
-            )
-
-    def _where(self) -> str:
-        return f"{self.signal._display_name()}.{self.method}()"
-
-    def _timeout_error(self, index: int, timeout: float | None) -> Exception:
-        return receiver_error(
-            TimeoutError, self._where(), deadline_reason(timeout), self.receivers[index]
-        )
 
 
 async def _wait_for_tasks(
@@ -315,7 +559,7 @@ async def _wait_for_tasks(
     timer = None
     if deadline is not None:
         timer = loop.call_later(
-            max(0.0, deadline - time.monotonic()), _resolve_unless_done, settled, context=empty
+            max(0.0, deadline - time.monotonic()), _resolve, settled, context=empty
         )
     try:
         if tasks:
@@ -326,8 +570,3 @@ async def _wait_for_tasks(
         for task in tasks:
             task.remove_done_callback(on_done)
     return {task for task in tasks if not task.done()}
-
-
-def _resolve_unless_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -17,10 +17,15 @@ as ``extra`` (``render_to_log_kwargs``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
 import sys
+import threading
 import traceback
-from typing import Any, Final
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, Final, NamedTuple
 
 import structlog
 
@@ -31,12 +36,16 @@ __all__ = [
     "EXCEPTION_TEXT_LIMIT",
     "RECEIVER_FAILED",
     "RECEIVER_TIMEOUT",
+    "FailureDetails",
     "TruncatedReceiverError",
     "bounded_exception",
+    "current_failure_details",
     "emit_db_cleanup_failed",
     "emit_receiver_failed",
     "emit_receiver_timeout",
+    "failure_details",
     "logger",
+    "print_failure",
 ]
 
 #: The longest exception message an event carries; longer ones are cut, as
@@ -53,16 +62,58 @@ DB_CLEANUP_FAILED = "signal.db_cleanup_failed"
 logger: Any = structlog.get_logger("parasignal")
 
 
+def print_failure(what: str) -> None:
+    """Print the exception being handled to stderr, as :class:`logging.Handler` does.
+
+    For failures that must never become a new exception where they happen
+    (on a worker thread nobody would see it, and the dispatch would lose
+    track of its receivers).
+    """
+    print(f"parasignal: {what}:", file=sys.stderr)  # noqa: T201
+    traceback.print_exc(file=sys.stderr)
+
+
 def _safely(emit: Any, event: str, fields: dict[str, Any]) -> None:
-    # A broken logging configuration must never turn a handled receiver
-    # failure into a new exception on a worker thread, where nobody would see
-    # it and the dispatch would lose track of its receivers. Report it the way
-    # the stdlib's logging.Handler.handleError does: a traceback on stderr.
+    # Every event goes out through here. A broken logging configuration must
+    # never turn a handled receiver failure into a new exception.
     try:
         emit(event, **fields)
     except Exception:  # noqa: BLE001 - see above
-        print(f"parasignal: could not log {event!r}:", file=sys.stderr)  # noqa: T201
-        traceback.print_exc(file=sys.stderr)
+        print_failure(f"could not log {event!r}")
+
+
+class FailureDetails(NamedTuple):
+    """What ``signal.receiver_failed`` says of a failure besides the receiver and error."""
+
+    sender: object
+    method: str
+    duration_ms: float
+    thread: str
+
+
+# The details of the failure being handed to Signal._log_robust_failure(),
+# whose Django-compatible signature has room for the receiver and error only.
+_failure_details: ContextVar[FailureDetails | None] = ContextVar(
+    "parasignal_failure_details", default=None
+)
+
+
+@contextlib.contextmanager
+def failure_details(details: FailureDetails) -> Iterator[None]:
+    """Make *details* what :func:`current_failure_details` returns inside the block."""
+    token = _failure_details.set(details)
+    try:
+        yield
+    finally:
+        _failure_details.reset(token)
+
+
+def current_failure_details() -> FailureDetails:
+    """Return the details of the failure being reported (unknown ones outside a report)."""
+    details = _failure_details.get()
+    if details is None:
+        details = FailureDetails(None, "unknown", math.nan, threading.current_thread().name)
+    return details
 
 
 class TruncatedReceiverError(Exception):
@@ -99,14 +150,7 @@ def bounded_exception(exc: BaseException) -> BaseException:
 
 
 def emit_receiver_failed(
-    *,
-    signal: str,
-    receiver: object,
-    sender: object,
-    method: str,
-    duration_ms: float,
-    thread: str,
-    exc: BaseException,
+    *, signal: str, receiver: object, exc: BaseException, details: FailureDetails
 ) -> None:
     """Emit ``signal.receiver_failed`` at level error. Never raises."""
     _safely(
@@ -115,10 +159,10 @@ def emit_receiver_failed(
         {
             "signal": signal,
             "receiver": describe_receiver(receiver),
-            "sender": describe_sender(sender),
-            "method": method,
-            "duration_ms": float(duration_ms),
-            "thread_name": thread,
+            "sender": describe_sender(details.sender),
+            "method": details.method,
+            "duration_ms": float(details.duration_ms),
+            "thread_name": details.thread,
             "exc_info": bounded_exception(exc),
         },
     )

@@ -81,40 +81,28 @@ runs their callbacks. Weakref callbacks only raise a flag (``dispatcher``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
-import functools
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _django, _step_timer
+from . import _django
 from ._contexts import copy_back
 from ._pool import WorkerPool
-from ._unfinished import (
-    CANCELLED_REASON,
-    deadline_reason,
-    emit_timeouts,
-    group_error,
-    receiver_error,
-)
 
 if TYPE_CHECKING:
-    from .dispatcher import Signal
+    from ._dispatch import CallArguments, Dispatch, Responses
 
-__all__ = ["Batch", "CallArguments", "deadline_after", "run_batch", "run_batch_async"]
+__all__ = ["FIRST_STEP_S", "LAST_STEP_S", "Batch", "finish_batch", "run_batch"]
 
 _PENDING: Final = object()  # a receiver that has not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
 
 # The caller's first wait before it adds helpers, and the longest step.
-_FIRST_STEP_S: Final = 0.0001
-_LAST_STEP_S: Final = 0.01
+FIRST_STEP_S: Final = 0.0001
+LAST_STEP_S: Final = 0.01
 # How many helpers the caller may add per helper already running, per step.
 _GROWTH: Final = 4
 
@@ -125,26 +113,6 @@ _local = threading.local()
 
 def _in_helper() -> bool:
     return getattr(_local, "depth", 0) > 0
-
-
-class CallArguments:
-    """What every receiver of one dispatch is called with, besides ``signal``.
-
-    Frames that call receivers hold this object rather than the named
-    arguments themselves, and its ``repr`` names the keywords without their
-    values: traceback renderers that print frame locals (rich's, structlog's
-    ``dict_tracebacks``) then show no payload from parasignal's own frames.
-    """
-
-    __slots__ = ("named", "sender")
-
-    def __init__(self, sender: object, named: Mapping[str, Any]) -> None:
-        self.sender = sender
-        self.named = named
-
-    def __repr__(self) -> str:
-        names = ", ".join(sorted(self.named))
-        return f"<parasignal call arguments: sender and {{{names}}} (values hidden)>"
 
 
 class _Work:
@@ -158,16 +126,13 @@ class _Work:
     and nothing else of the dispatch.
     """
 
-    __slots__ = ("arguments", "context", "contexts", "receivers", "results")
+    __slots__ = ("context", "contexts", "dispatch", "receivers", "results")
 
     def __init__(
-        self,
-        receivers: Sequence[Callable[..., Any]],
-        arguments: CallArguments,
-        keep_contexts: bool,
+        self, dispatch: Dispatch, receivers: Sequence[Callable[..., Any]], keep_contexts: bool
     ) -> None:
         self.receivers = receivers
-        self.arguments = arguments
+        self.dispatch = dispatch
         self.context = contextvars.copy_context()
         n = len(receivers)
         # Each slot is written by the one helper that claimed it, under the
@@ -183,28 +148,45 @@ class _Work:
 class _Failure:
     """An exception a receiver raised, with what is needed to report it later.
 
-    Holds the receiver and sender itself, so a failure recorded after the
-    caller answered can be logged without the dispatch's other state.
+    Holds its own receiver and dispatch, so a failure recorded after the
+    caller answered can be logged by the helper that saw it; it is dropped
+    once logged or raised.
     """
 
-    __slots__ = ("context", "duration_ms", "exc", "receiver", "sender", "thread")
+    __slots__ = ("context", "dispatch", "duration_ms", "exc", "receiver", "thread")
 
     def __init__(
         self,
         exc: BaseException,
         *,
         receiver: Callable[..., Any],
-        sender: object,
+        dispatch: Dispatch,
         context: contextvars.Context,
         duration_ms: float,
         thread: str,
     ) -> None:
         self.exc = exc
         self.receiver = receiver
-        self.sender = sender
+        self.dispatch = dispatch
         self.context = context
         self.duration_ms = duration_ms
         self.thread = thread
+
+    def log(self) -> None:
+        """Report it (nobody raises it) in the receiver's own context.
+
+        The context carries whatever the application bound (a request id,
+        say) into the event. The receiver has returned, so the context is
+        free to enter again, from any thread.
+        """
+        self.context.run(
+            self.dispatch.report_failure,
+            self.receiver,
+            self.exc,
+            sender=self.dispatch.arguments.sender,
+            duration_ms=self.duration_ms,
+            thread=self.thread,
+        )
 
 
 class _Settled(NamedTuple):
@@ -221,25 +203,22 @@ class Batch:
 
     def __init__(
         self,
-        signal: Signal,
+        dispatch: Dispatch,
         receivers: Sequence[Callable[..., Any]],
-        sender: object,
-        named: Mapping[str, Any],
-        *,
-        robust: bool,
-        method: str,
         executor: Executor | WorkerPool,
+        *,
         keep_contexts: bool = False,
     ) -> None:
         # Creating a batch has no side effect: nothing is posted or tracked
         # until start(), so a caller interrupted before it leaks nothing.
-        self.signal = signal
-        self.robust = robust
-        self.method = method
+        # The signal (what receivers get as signal=) outlives every dispatch.
+        self.signal = dispatch.signal
+        self.robust = dispatch.robust
+        self.where = dispatch.where
         self.n = n = len(receivers)
         # The dispatch's receivers, arguments, context and outcomes; None
         # once the caller has answered (see _Work).
-        self.work: _Work | None = _Work(receivers, CallArguments(sender, named), keep_contexts)
+        self.work: _Work | None = _Work(dispatch, receivers, keep_contexts)
         # Indices not yet claimed, lowest last, popped under _lock; len(),
         # read without it, says how many are left. Receivers are claimed in
         # order, so the first n - len() are claimed.
@@ -404,6 +383,7 @@ class Batch:
         index = -1  # the receiver whose outcome is still to be stored
         work: _Work | None = None
         receiver: Callable[..., Any] | None = None
+        dispatch: Dispatch | None = None
         arguments: CallArguments | None = None
         ctx: contextvars.Context | None = None
         value: Any = None
@@ -420,7 +400,7 @@ class Batch:
                 # answered), finalizers (__del__, weakref callbacks) run now,
                 # never under the lock, where one that dispatches or shuts
                 # a pool down would block or deadlock.
-                receiver = arguments = None
+                receiver = dispatch = arguments = None
                 if not self._keep_contexts:
                     ctx = None
                 with lock:
@@ -453,7 +433,8 @@ class Batch:
                     # the first n - len(unclaimed).
                     index = unclaimed.pop()
                     receiver = work.receivers[index]
-                    arguments = work.arguments
+                    dispatch = work.dispatch
+                    arguments = dispatch.arguments
                     ctx = work.context.copy()
                     work = None
                 discard = None
@@ -475,26 +456,26 @@ class Batch:
                     if robust:
                         value = exc
                         ctx.run(
-                            self._report,
+                            dispatch.report_failure,
                             receiver,
                             exc,
-                            arguments.sender,
-                            duration_ms,
-                            _thread_name(),
+                            sender=arguments.sender,
+                            duration_ms=duration_ms,
+                            thread=_thread_name(),
                         )
                     else:
-                        failure = self._failure(exc, receiver, arguments, ctx, started)
+                        failure = _failure(exc, receiver, dispatch, ctx, started)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
-                    failure = self._failure(exc, receiver, arguments, ctx, started)
+                    failure = _failure(exc, receiver, dispatch, ctx, started)
         finally:
             # Drop every reference to the dispatch before reporting the end.
-            work = receiver = arguments = ctx = value = failure = None
+            work = receiver = dispatch = arguments = ctx = value = failure = None
             del discard
             if late is not None:
                 # Recorded after the caller answered (so the loop stopped):
                 # nobody will answer with it. Logged here, in the receiver's
                 # context (no longer in use: the receiver has returned).
-                self.log_failure(late)
+                late.log()
                 late = None
             if guard is not None and ran:
                 guard.after()
@@ -505,47 +486,6 @@ class Batch:
                 release = self._update_locked() or decided
             if release:
                 self._wake()
-
-    def _failure(
-        self,
-        exc: BaseException,
-        receiver: Callable[..., Any],
-        arguments: CallArguments,
-        ctx: contextvars.Context,
-        started: float,
-    ) -> _Failure:
-        """Wrap a receiver's exception with what reporting it later needs."""
-        return _Failure(
-            exc,
-            receiver=receiver,
-            sender=arguments.sender,
-            context=ctx,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-            thread=_thread_name(),
-        )
-
-    def _report(
-        self,
-        receiver: Callable[..., Any],
-        exc: BaseException,
-        sender: object,
-        duration_ms: float,
-        thread: str,
-    ) -> None:
-        try:
-            self.signal._report_failure(
-                receiver,
-                exc,
-                sender=sender,
-                method=self.method,
-                duration_ms=duration_ms,
-                thread=thread,
-            )
-        except BaseException:  # noqa: BLE001 - a broken reporter must not stop the dispatch
-            # On a worker thread nobody would see it, and the receivers after
-            # this one would never run. Report it as logging.Handler does.
-            print("parasignal: reporting a receiver failure failed:", file=sys.stderr)  # noqa: T201
-            traceback.print_exc(file=sys.stderr)
 
     def _record_failure_locked(self, index: int, failure: _Failure) -> bool:
         """Record a failure (caller holds the lock); True if it decided the answer.
@@ -561,20 +501,6 @@ class Batch:
         self.failures[index] = failure
         self._first_failure = min(self._first_failure, index)
         return self._update_locked()
-
-    def log_failure(self, failure: _Failure) -> None:
-        """Report a failure nobody else will see, in the receiver's own context."""
-        # The receiver's context carries whatever the application bound (a
-        # request id, say) into the event. The receiver has returned, so the
-        # context is free to enter again, from any thread.
-        failure.context.run(
-            self._report,
-            failure.receiver,
-            failure.exc,
-            failure.sender,
-            failure.duration_ms,
-            failure.thread,
-        )
 
     def _wake(self) -> None:
         # Called once, without the lock, when _update_locked() said so.
@@ -628,8 +554,7 @@ class Batch:
             self.post_helpers(2 if nested else 1)
         except RuntimeError as exc:
             if not nested:
-                where = f"{self.signal._display_name()}.{self.method}()"
-                msg = f"{where} could not start its receivers: {exc}."
+                msg = f"{self.where} could not start its receivers: {exc}."
                 raise RuntimeError(msg) from exc
         if nested:
             # Re-entrancy: this thread is itself a parasignal worker, and its
@@ -666,7 +591,7 @@ class Batch:
         helpers (see the module docstring).
         """
         done = self._done
-        step = _FIRST_STEP_S
+        step = FIRST_STEP_S
         while self.growing():
             timeout = step if deadline is None else min(step, deadline - time.monotonic())
             if timeout <= 0:
@@ -674,7 +599,7 @@ class Batch:
             if done.acquire(timeout=timeout):
                 return True
             self._grow()
-            step = min(step * 2, _LAST_STEP_S)
+            step = min(step * 2, LAST_STEP_S)
         if deadline is None:
             done.acquire()
             return True
@@ -691,7 +616,7 @@ class Batch:
         failures = settled.failures if settled is not None else {}
         del settled
         for failure in failures.values():
-            self.log_failure(failure)
+            failure.log()
 
     def settle(self, timed_out: bool) -> _Settled | None:
         """Freeze the outcome and detach the dispatch from the batch.
@@ -741,20 +666,25 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def deadline_after(timeout: float | None) -> float | None:
-    """Return the monotonic deadline *timeout* seconds from now; None for no deadline.
+def _failure(
+    exc: BaseException,
+    receiver: Callable[..., Any],
+    dispatch: Dispatch,
+    ctx: contextvars.Context,
+    started: float,
+) -> _Failure:
+    """Wrap a receiver's exception with what reporting it later needs."""
+    return _Failure(
+        exc,
+        receiver=receiver,
+        dispatch=dispatch,
+        context=ctx,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+        thread=_thread_name(),
+    )
 
-    Beyond ``threading.TIMEOUT_MAX`` (about 292 years) a lock cannot wait, so
-    such a timeout means no deadline.
-    """
-    if timeout is None or timeout >= threading.TIMEOUT_MAX:
-        return None
-    return time.monotonic() + timeout
 
-
-def finish_batch(
-    batch: Batch, *, finished: bool, timeout: float | None
-) -> list[tuple[Callable[..., Any], Any]]:
+def finish_batch(batch: Batch, *, finished: bool) -> Responses:
     """Settle a batch the caller has waited for, and give its answer (or raise).
 
     With ``keep_contexts``, the contextvars changes each finished receiver
@@ -766,7 +696,7 @@ def finish_batch(
         msg = "a parallel dispatch was answered twice"
         raise AssertionError(msg)
     try:
-        return _answer(batch, settled, timeout)
+        return _answer(batch, settled)
     finally:
         work = settled.work
         context = None
@@ -778,29 +708,23 @@ def finish_batch(
 
 
 def run_batch(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-    executor: Executor | WorkerPool,
-    timeout: float | None,
-    deadline: float | None,
-) -> list[tuple[Callable[..., Any], Any]]:
+    dispatch: Dispatch, receivers: Sequence[Callable[..., Any]], executor: Executor | WorkerPool
+) -> Responses:
     """Call *receivers* on *executor* and return ``send``'s ordered answer.
 
-    Blocks the calling thread. See :meth:`parasignal.Signal.send_parallel`
-    for the full contract. Whether it returns or raises (an interrupt
-    included, wherever it lands after the batch exists), the batch is
-    settled on the way out, so nothing of the dispatch stays referenced.
+    Blocks the calling thread until the answer or the dispatch's deadline.
+    See :meth:`parasignal.Signal.send_parallel` for the full contract.
+    Whether it returns or raises (an interrupt included, wherever it lands
+    after the batch exists), the batch is settled on the way out, so
+    nothing of the dispatch stays referenced.
     """
-    batch = Batch(signal, receivers, sender, named, robust=robust, method=method, executor=executor)
+    batch = Batch(dispatch, receivers, executor)
+    deadline = dispatch.deadline
+    del dispatch
     try:
         batch.start()
         finished = batch.wait(deadline)
-        return finish_batch(batch, finished=finished, timeout=timeout)
+        return finish_batch(batch, finished=finished)
     except BaseException:
         # KeyboardInterrupt, a signal handler's exception, a task framework's
         # time limit, a refusing pool...: the caller will not answer.
@@ -810,127 +734,10 @@ def run_batch(
         raise
 
 
-async def run_batch_async(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-    executor: Executor | WorkerPool,
-    timeout: float | None,
-    deadline: float | None,
-) -> list[tuple[Callable[..., Any], Any]]:
-    """Like :func:`run_batch`, awaited from an event loop without blocking it.
-
-    The contextvars changes each finished receiver made flow back into the
-    awaiting task's context, in connection order, whether the call returns
-    or raises (as Django's ``sync_to_async`` does). If the awaiting task is
-    cancelled, nothing more starts and the cancellation propagates. Called
-    on a parasignal worker thread (an event loop run inside a receiver),
-    this thread drains the batch itself first, as :func:`run_batch` does.
-    """
-    loop = asyncio.get_running_loop()
-    decided = loop.create_future()
-
-    def on_done() -> None:
-        # From a worker thread (or this one): hand the news to the loop.
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(_resolve, decided)
-
-    batch = Batch(
-        signal,
-        receivers,
-        sender,
-        named,
-        robust=robust,
-        method=method,
-        executor=executor,
-        keep_contexts=True,
-    )
-    batch.on_done = on_done
-    try:
-        batch.start()
-        finished = await _wait_in_loop(batch, decided, deadline)
-        return finish_batch(batch, finished=finished, timeout=timeout)
-    except BaseException:
-        batch.abandon()
-        raise
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _wait_in_loop(
-    batch: Batch, decided: asyncio.Future[None], deadline: float | None
-) -> bool:
-    """Batch.wait(), for an event loop: the same growing steps, awaited.
-
-    The loop's own timers cannot time a 100 us step (epoll counts whole
-    milliseconds, so every step under 1 ms would take 1 ms, and slow
-    receivers would get their threads a millisecond late). So each step is
-    timed by a wait on the batch's ``_done`` lock on a thread of
-    ``_step_timer``, which returns at the step's end or as soon as the
-    batch is decided; the loop keeps running meanwhile, and also wakes the
-    moment ``decided`` resolves. In this mode nothing else acquires
-    ``_done`` (the loop learns of the answer through ``on_done``). An
-    abandoned step ends on its own within one step (at most 10 ms).
-    """
-    loop = asyncio.get_running_loop()
-    step = _FIRST_STEP_S
-    while batch.growing():
-        timeout = step if deadline is None else min(step, deadline - time.monotonic())
-        if timeout <= 0:
-            return decided.done()
-        # In an empty context: callbacks asyncio registers for the nap carry
-        # the context current when they are added, and the nap may outlive us.
-        empty = contextvars.Context()
-        try:
-            nap: asyncio.Future[bool] = empty.run(
-                loop.run_in_executor,
-                _step_timer.executor(),
-                functools.partial(batch._done.acquire, timeout=timeout),
-            )
-        except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
-            nap = empty.run(loop.create_task, asyncio.sleep(timeout, result=False))
-        waits: set[asyncio.Future[Any]] = {decided, nap}
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not nap.done():
-                nap.cancel()  # drops its callbacks: no cycle with the executor's future
-        if decided.done():
-            return True
-        if nap.result():
-            # Released: on_done has been called, decided resolves next.
-            await decided
-            return True
-        batch._grow()
-        step = min(step * 2, _LAST_STEP_S)
-    if deadline is None:
-        await decided
-        return True
-    remaining = max(deadline - time.monotonic(), 0.0)
-    expired = loop.create_future()
-    # An explicit empty context: a cancelled TimerHandle keeps its context
-    # in loop._scheduled until its due time.
-    timer = loop.call_later(remaining, _resolve, expired, context=contextvars.Context())
-    try:
-        await asyncio.wait({decided, expired}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-    return decided.done()
-
-
-def _answer(
-    batch: Batch, settled: _Settled, timeout: float | None
-) -> list[tuple[Callable[..., Any], Any]]:
+def _answer(batch: Batch, settled: _Settled) -> Responses:
     """Turn a settled batch into ``send``'s answer, or the exception to raise."""
-    signal = batch.signal
     work = settled.work
+    dispatch = work.dispatch
     receivers = work.receivers
     results = settled.results
     failures = settled.failures
@@ -944,7 +751,7 @@ def _answer(
             raised = first
     for index in sorted(failures):
         if index != raised:
-            batch.log_failure(failures[index])
+            failures[index].log()
     if raised is not None:
         exc = failures.pop(raised).exc
         failures.clear()
@@ -952,30 +759,19 @@ def _answer(
             raise exc
         finally:
             # Break the exception -> traceback -> this frame -> exception cycle.
-            del exc, failures, work, results
+            del exc, failures, work, results, dispatch
     if not unfinished:
         return list(zip(receivers, results, strict=True))
-    where = f"{signal._display_name()}.{batch.method}()"
     if timed_out:
         # In the context the dispatch started with, which is the one every
         # receiver started from (the receivers' own copies may still be in
         # use on their threads).
-        emit_timeouts(
-            work.context,
-            signal,
-            receivers,
-            unfinished,
-            sender=work.arguments.sender,
-            method=batch.method,
-            timeout=timeout,
-        )
+        work.context.run(dispatch.report_unfinished, receivers, unfinished)
         error: type[Exception] = TimeoutError
-        reason = deadline_reason(timeout)
     else:
         error = CancelledError
-        reason = CANCELLED_REASON
     if not batch.robust:
-        raise group_error(error, where, reason, receivers, unfinished)
+        raise dispatch.unfinished_error(error, receivers, unfinished)
     for index in unfinished:
-        results[index] = receiver_error(error, where, reason, receivers[index])
+        results[index] = dispatch.unfinished_response(error, receivers[index])
     return list(zip(receivers, results, strict=True))

@@ -17,16 +17,11 @@ cannot stop a receiver, so they all run to completion.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from ._fanout import Batch, finish_batch
-
-if TYPE_CHECKING:
-    from .dispatcher import Signal
-
-__all__ = ["EXECUTOR", "active", "enter", "leave", "run_keeping_contexts"]
+__all__ = ["EXECUTOR", "active", "enter", "leave"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -77,39 +72,3 @@ class _CallingThreadExecutor(Executor):
 
 #: The executor parallel dispatch uses while inline mode is on.
 EXECUTOR: Executor = _CallingThreadExecutor()
-
-
-def run_keeping_contexts(
-    signal: Signal,
-    receivers: Sequence[Callable[..., Any]],
-    sender: object,
-    named: Mapping[str, Any],
-    *,
-    robust: bool,
-    method: str,
-    timeout: float | None,
-) -> list[tuple[Callable[..., Any], Any]]:
-    """Run *receivers* inline and return ``send_parallel``'s answer (or raise its exception).
-
-    As ``asend_parallel`` does, the contextvars changes each receiver made
-    are then set in the current context, in connection order, whether the
-    call returns or raises.
-    """
-    batch = Batch(
-        signal,
-        receivers,
-        sender,
-        named,
-        robust=robust,
-        method=method,
-        executor=EXECUTOR,
-        keep_contexts=True,
-    )
-    try:
-        batch.start()
-    except BaseException:
-        batch.abandon()
-        raise
-    # Every receiver that will ever run has run: the helper ran them inside
-    # start(). Contexts flow back in finish_batch().
-    return finish_batch(batch, finished=True, timeout=timeout)

@@ -1,4 +1,4 @@
-"""Facts about receivers and senders: keyword acceptance, names, safe reprs.
+"""Facts about receivers, senders and signals: keyword acceptance, names, safe reprs.
 
 Nothing here keeps a reference to the object it inspects, so checking a
 weakly connected receiver never keeps it alive (Django caches signatures in an
@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
+from types import FrameType
 from typing import Any
 
-__all__ = ["accepts_kwargs", "describe_receiver", "describe_sender"]
+__all__ = [
+    "accepts_kwargs",
+    "definition_site",
+    "describe_receiver",
+    "describe_sender",
+    "find_module_name",
+]
 
 _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
 _SENDER_REPR_LIMIT = 200
@@ -99,3 +107,33 @@ def describe_sender(sender: object) -> str:
     if len(text) > _SENDER_REPR_LIMIT:
         return text[: _SENDER_REPR_LIMIT - 3] + "..."
     return text
+
+
+def definition_site(obj: object) -> tuple[str, int]:
+    """Where *obj* is being constructed: module and line of the first frame outside its __init__s.
+
+    Called from *obj*'s own ``__init__``; a subclass's ``__init__`` calling
+    ``super().__init__`` is looked through.
+    """
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init__":
+        if frame.f_locals.get("self") is not obj:
+            break
+        frame = frame.f_back
+    if frame is None:
+        return ("<unknown>", 0)
+    return (str(frame.f_globals.get("__name__", "<unknown>")), frame.f_lineno)
+
+
+def find_module_name(obj: object, module_name: str) -> str | None:
+    """Return ``"module.attribute"`` for the first attribute of the module bound to *obj*.
+
+    The first is the definition: module dicts keep insertion order. None if
+    the module is not imported or binds no attribute to *obj* (yet: it may
+    still be importing).
+    """
+    module = sys.modules.get(module_name)
+    for attribute, value in list(vars(module).items()) if module is not None else ():
+        if value is obj:
+            return f"{module_name}.{attribute}"
+    return None

@@ -13,8 +13,8 @@ Life cycle (see the README, "Life cycle"):
   every pool finishes the work already queued and running for up to
   :data:`EXIT_GRACE_SECONDS`, then the process exits regardless.
 * In a child process forked after pools were used, the parent's workers do not
-  exist: every pool is forgotten and the shared one is created afresh on first
-  use. (Signals renew their own pools and locks; see ``dispatcher``.)
+  exist: every pool is forgotten, and the shared one and every signal's own
+  are created afresh on first use.
 * When callers outnumber workers, tasks wait in one FIFO queue; a dispatch
   queues at most one helper per worker, never one task per receiver, and
   withdraws the helpers still queued when it answers.
@@ -33,11 +33,13 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Final, NoReturn, Protocol
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
     "EXIT_GRACE_SECONDS",
+    "PoolOwner",
     "Task",
     "WorkerPool",
     "add_release_hook",
@@ -432,6 +434,86 @@ def _finish_at_exit() -> None:
             return  # out of grace: daemon workers end with the process
 
 
+class PoolOwner:
+    """Where one signal's parallel dispatch runs, and its shutdown.
+
+    The user's *executor* if given (never shut down here); else, with
+    *max_workers*, a pool of the signal's own, created on first use and
+    shut down with the signal (or when the signal is garbage collected);
+    else the shared default pool. Both settings may be changed between
+    dispatches; a change of *max_workers* applies to a pool not yet created.
+    """
+
+    __slots__ = ("__weakref__", "_closed", "_lock", "_pool", "executor", "max_workers")
+
+    def __init__(self, executor: Executor | None, max_workers: int | None) -> None:
+        self.executor = executor
+        self.max_workers = max_workers
+        # Guards _pool and _closed: creating the own pool, and shutting it down.
+        self._lock = threading.Lock()
+        self._pool: WorkerPool | None = None
+        # Set by shutdown(), never unset. Written under _lock; read without it
+        # on the dispatch path, where a stale False only lets a dispatch reach
+        # the lock below, which then refuses it.
+        self._closed = False
+        _owners.add(self)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._closed
+
+    @property
+    def own_pool(self) -> WorkerPool | None:
+        """The signal's own pool, if it has been created (for tests and diagnostics)."""
+        return self._pool
+
+    def executor_for(self, name: str) -> Executor | WorkerPool:
+        """Return where the next dispatch runs; its own pool is named *name*.
+
+        Raises :class:`RuntimeError` (a clause, to be worded by the caller)
+        once shut down, or when the shared pool is.
+        """
+        self._check_open()
+        if self.executor is not None:
+            return self.executor
+        if self.max_workers is None:
+            return default_pool()
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    self._check_open()  # shut down while we waited for the lock
+                    pool = self._pool = WorkerPool(self.max_workers, name)
+                    # The pool's threads reference neither the owner nor the
+                    # signal, so a signal that is garbage-collected (and its
+                    # owner with it) can release them.
+                    weakref.finalize(self, pool.shutdown, wait=False)
+        return pool
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "the signal has been shut down"
+            raise RuntimeError(msg)
+
+    def shutdown(self, wait: bool, *, cancel_futures: bool) -> None:
+        """Refuse every later dispatch and shut the own pool down (see Signal.shutdown)."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait, cancel_futures=cancel_futures)
+
+    def _forget_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = None
+
+
+# Every pool owner, so that a forked child can renew their locks and pools.
+_owners: weakref.WeakSet[PoolOwner] = weakref.WeakSet()
+
+
 def _after_fork_in_child() -> None:
     global _default, _default_lock  # noqa: PLW0603 - renewing process-wide state in a child
     _default_lock = threading.Lock()
@@ -439,6 +521,8 @@ def _after_fork_in_child() -> None:
     for pool in list(_pools):
         pool._forget_after_fork()
     _pools.clear()
+    for owner in list(_owners):
+        owner._forget_after_fork()
 
 
 if hasattr(os, "register_at_fork"):

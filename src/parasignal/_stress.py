@@ -221,7 +221,6 @@ class _Timed:
         self._recorder = recorder
         self.latencies: list[float] = []
         self.calls = itertools.count()
-        self._seen = 0
         self._random = random.Random(hash(self.name))  # noqa: S311 - sampling, not security
 
     def __call__(self, **kwargs: Any) -> Any:

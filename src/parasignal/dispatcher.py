@@ -8,6 +8,12 @@ for ``connect``, ``disconnect``, ``has_listeners``, ``send``,
 deliberately does better. The parallel methods (``send_parallel*``,
 ``asend_parallel*``) are parasignal's own.
 
+:class:`Signal` is the face: each public method turns its call into a
+:class:`~parasignal._dispatch.Dispatch` value and hands it down, with the
+receivers :class:`~parasignal._receivers.Receivers` chose for the sender, to
+the ordered loop (``_dispatch``), the thread engine (``_fanout``) or the
+awaited paths (``_async``). Nothing below calls back up.
+
 Locking: each signal has one lock, ``Signal.lock``, guarding its receiver
 bookkeeping (``receivers``, the connect index, the dispatch snapshot and
 ``sender_receivers_cache``). No receiver is ever called, and no receiver is
@@ -17,26 +23,24 @@ ever waited on, while it is held.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-import itertools
-import math
-import numbers
-import os
-import sys
-import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextvars import ContextVar
-from time import perf_counter as _perf_counter
-from types import FrameType
-from typing import Any, Final, NamedTuple, TypeVar
+from concurrent.futures import Executor
+from typing import Any, NoReturn, TypeVar
 
-from . import _async, _events, _inline, _one_thread
-from ._fanout import CallArguments, deadline_after, run_batch, run_batch_async
-from ._inspect import accepts_kwargs
-from ._pool import WorkerPool, default_pool
+from . import _async, _events, _inline, _options
+from ._dispatch import (
+    CallArguments,
+    Dispatch,
+    Responses,
+    call_in_order,
+    deadline_after,
+)
+from ._fanout import run_batch
+from ._inspect import accepts_kwargs, definition_site, find_module_name
+from ._pool import PoolOwner, WorkerPool
+from ._receivers import NO_RECEIVERS, NONE_ID, Receivers
 
 __all__ = ["NONE_ID", "NO_RECEIVERS", "Signal", "logger", "receiver"]
 
@@ -56,165 +60,9 @@ def _make_id(target: object) -> object:
     return id(target)
 
 
-#: The sender key of receivers connected for every sender.
-NONE_ID: Final = _make_id(None)
-
-#: Marker stored in ``sender_receivers_cache`` for a sender with no receivers.
-NO_RECEIVERS: Final = object()
-
-
-class _DeadFlag:
-    """The weakref callback of every receiver and sender reference of one signal.
-
-    It only raises a flag: it can run during garbage collection on any thread,
-    including one that already holds the signal's lock, so it must not take
-    the lock or touch ``receivers``. Cleanup happens later, under the lock.
-    Being a separate object (not a bound method of the signal) it costs no
-    allocation per connect and makes no reference cycle with the signal.
-    """
-
-    __slots__ = ("raised",)
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def __call__(self, _reference: object) -> None:
-        self.raised = True
-
-
-# Every live signal, so that a forked child can renew their locks and pools.
-_signals: weakref.WeakSet[Signal] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # The parent's other threads do not exist in the child: a lock one of
-    # them held at the fork would never be released, and the pool threads are
-    # gone. Fresh locks; pools are started again on first use.
-    for signal in list(_signals):
-        signal.lock = threading.Lock()
-        signal._pool_lock = threading.Lock()
-        signal._pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class _FailureDetails(NamedTuple):
-    sender: object
-    method: str
-    duration_ms: float
-    thread: str
-
-
-# The details of the failure being handed to _log_robust_failure(), whose
-# Django-compatible signature has room for the receiver and error only.
-_failure_details: ContextVar[_FailureDetails | None] = ContextVar(
-    "parasignal_failure_details", default=None
-)
-
-_Getter = Callable[[], Any]
-
-
-def _getter(reference: object) -> _Getter:
-    """Return a zero-argument callable giving the receiver, or None once it died."""
-    if isinstance(reference, weakref.ReferenceType):
-        return reference
-    # A strong receiver: repeat(x).__next__ returns x forever, from C, so the
-    # dispatch loop treats weak and strong receivers alike at no extra cost.
-    return itertools.repeat(reference).__next__
-
-
-# The receivers one dispatch calls: the sync ones, then the async ones, as
-# getters in connection order.
-_View = tuple[tuple[_Getter, ...], tuple[_Getter, ...]]
-_NO_VIEW: Final[_View] = ((), ())
-
-
-class _Snapshot:
-    """An immutable view of ``receivers`` made for dispatching without the lock.
-
-    It is valid while ``receivers`` is still the same list with the same
-    length; every change made through the API changes one or the other.
-    """
-
-    __slots__ = (
-        "_entries",
-        "any_sender",
-        "length",
-        "per_sender",
-        "source",
-        "specific",
-    )
-
-    def __init__(self, receivers: list[Any]) -> None:
-        self.source = receivers
-        self.length = len(receivers)
-        entries = tuple((entry[0][1], _getter(entry[1]), bool(entry[3])) for entry in receivers)
-        self.specific = frozenset(k for k, _, _ in entries if k != NONE_ID)
-        if not self.specific and not any(is_async for _, _, is_async in entries):
-            # The common case: every receiver is sync and listens to every
-            # sender, so one tuple serves all sends.
-            self.any_sender: _View = (tuple(g for _, g, _ in entries), ())
-            self._entries: tuple[tuple[object, _Getter, bool], ...] = ()
-        else:
-            self._entries = entries
-            self.any_sender = self._view(NONE_ID)
-        # Built on demand, one per sender key that has receivers of its own.
-        self.per_sender: dict[object, _View] = {}
-
-    def _view(self, skey: object) -> _View:
-        chosen = [(g, a) for k, g, a in self._entries if k in (NONE_ID, skey)]
-        return (tuple(g for g, a in chosen if not a), tuple(g for g, a in chosen if a))
-
-    def for_sender_key(self, skey: object) -> _View:
-        view = self.per_sender.get(skey)
-        if view is None:
-            view = self.per_sender[skey] = self._view(skey)
-        return view
-
-
-def _entry_alive(entry: Sequence[Any]) -> bool:
-    ref, sender_ref = entry[1], entry[2]
-    if isinstance(ref, weakref.ReferenceType) and ref() is None:
-        return False
-    return not (sender_ref is not None and sender_ref() is None)
-
-
-def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}.")
-    seconds = float(timeout)
-    if math.isnan(seconds) or seconds <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-    return seconds
-
-
-def _check_max_workers(max_workers: object) -> int | None:
-    if max_workers is None:
-        return None
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-        raise TypeError(f"max_workers must be an int or None, not {max_workers!r}.")
-    if max_workers < 1:
-        raise ValueError(f"max_workers must be at least 1, not {max_workers!r}.")
-    return max_workers
-
-
-def _check_executor(executor: object) -> Executor | None:
-    if executor is None:
-        return None
-    if not isinstance(executor, Executor):
-        raise TypeError(
-            f"executor must be a concurrent.futures.Executor or None, not {executor!r}."
-        )
-    if isinstance(executor, ProcessPoolExecutor):
-        raise TypeError(
-            f"executor must run receivers in this process (a thread pool), not {executor!r}: "
-            "receivers and their arguments are not sent to other processes."
-        )
-    return executor
+def _make_id_now(target: object) -> object:
+    # Whatever _make_id is bound to at this moment (tests patch it).
+    return _make_id(target)
 
 
 class Signal:
@@ -261,153 +109,69 @@ class Signal:
         max_workers: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, not {name!r}.")
-        if name is not None and not name.strip():
-            raise ValueError(f"name must not be blank, not {name!r}.")
-        self.executor = _check_executor(executor)
-        self.max_workers = _check_max_workers(max_workers)
-        if self.executor is not None and self.max_workers is not None:
+        name = _options.check_name(name)
+        executor = _options.check_executor(executor)
+        max_workers = _options.check_max_workers(max_workers)
+        if executor is not None and max_workers is not None:
             raise ValueError(
                 f"Pass either executor or max_workers, not both (got executor={executor!r} "
                 f"and max_workers={max_workers!r})."
             )
-        self.timeout = _check_timeout(timeout)
-        self.name = name
-        self._receivers: list[Any] = []
-        # Guards receivers, the _index* fields, _snapshot and
-        # sender_receivers_cache. Held for bookkeeping only: never while a
-        # receiver runs.
-        self.lock = threading.Lock()
-        self.use_caching = use_caching
-        self.sender_receivers_cache: Any = weakref.WeakKeyDictionary() if use_caching else {}
-        self._dead = _DeadFlag()
-        # connect()'s O(1) duplicate check: lookup key -> entry, for the list
-        # _indexed as it was when it had _indexed_len entries. A list assigned
-        # from outside, or resized in place, is re-indexed on next use.
-        self._index: dict[object, Any] = {}
-        self._indexed: list[Any] | None = self._receivers
-        self._indexed_len = 0
-        # What dispatch reads without the lock; None after any change, so that
-        # no stale copy keeps a disconnected receiver alive.
-        self._snapshot: _Snapshot | None = None
-        # Guards _pool: creating the signal's own pool.
-        self._pool_lock = threading.Lock()
-        self._pool: WorkerPool | None = None
-        self._closed = False  # set by shutdown(); guarded by _pool_lock
-        self._origin = _definition_site(self)
+        self._timeout = _options.check_timeout(timeout)
+        self._name = name
+        # Who is connected (the public receivers, lock, use_caching and
+        # sender_receivers_cache live there).
+        self._connections = Receivers(use_caching)
+        # Where parallel dispatch runs, and its shutdown.
+        self._pools = PoolOwner(executor, max_workers)
+        self._origin = definition_site(self)
         self._found_name: str | None = None
-        _signals.add(self)
+
+    # -- Django's public attributes -------------------------------------------------
 
     @property
     def receivers(self) -> list[Any]:
-        """The connected receivers, in connection order (Django's format)."""
-        return self._receivers
+        """The connected receivers, in connection order (Django's format).
+
+        Assigning a new list replaces them (``signal.receivers = []`` mutes
+        the signal), with or without :attr:`lock` held.
+        """
+        return self._connections.entries
 
     @receivers.setter
     def receivers(self, value: list[Any]) -> None:
-        # Callers may or may not hold self.lock (factory_boy's mute_signals
-        # does), so this cannot take it. Dropping the derived state is safe
-        # either way: every reader re-derives it from the new list, and
-        # nothing keeps the old list's receivers alive.
-        self._receivers = value
-        self._snapshot = None
-        self._indexed = None
-        self._index = {}
+        self._connections.replace(value)
 
-    # -- bookkeeping (caller holds self.lock) -----------------------------------
+    @property
+    def lock(self) -> Any:
+        """The :class:`threading.Lock` guarding the receiver bookkeeping."""
+        return self._connections.lock
+
+    @lock.setter
+    def lock(self, value: Any) -> None:
+        self._connections.lock = value
+
+    @property
+    def use_caching(self) -> bool:
+        """Whether the receivers chosen for each sender are cached, as in Django."""
+        return self._connections.use_caching
+
+    @use_caching.setter
+    def use_caching(self, value: bool) -> None:
+        self._connections.use_caching = value
+
+    @property
+    def sender_receivers_cache(self) -> Any:
+        """The per-sender cache (a ``WeakKeyDictionary`` with ``use_caching``)."""
+        return self._connections.cache
+
+    @sender_receivers_cache.setter
+    def sender_receivers_cache(self, value: Any) -> None:
+        self._connections.cache = value
 
     def _clear_dead_receivers(self) -> None:
-        # Caller holds self.lock. Lower the flag first: a reference dying
-        # while we filter raises it again for the next pass.
-        if not self._dead.raised:
-            return
-        self._dead.raised = False
-        receivers = self._receivers
-        live: list[Any] = []
-        dead: list[Any] = []
-        for entry in receivers:
-            (live if _entry_alive(entry) else dead).append(entry)
-        if not dead:
-            return
-        in_sync = self._indexed is receivers and self._indexed_len == len(receivers)
-        # As in Django, a new list: code holding the old one sees no change.
-        self._receivers = live
-        self._snapshot = None
-        if in_sync:
-            index = self._index
-            for entry in dead:
-                key = entry[0]
-                if index.get(key) is entry:
-                    del index[key]
-            self._indexed, self._indexed_len = live, len(live)
-        else:
-            self._indexed, self._index = None, {}
-        self.sender_receivers_cache.clear()
-
-    def _index_locked(self) -> dict[object, Any]:
-        # Caller holds self.lock.
-        receivers = self._receivers
-        if self._indexed is not receivers or self._indexed_len != len(receivers):
-            index: dict[object, Any] = {}
-            for entry in receivers:
-                index.setdefault(entry[0], entry)
-            self._index, self._indexed, self._indexed_len = index, receivers, len(receivers)
-        return self._index
-
-    def _snapshot_locked(self) -> _Snapshot:
-        # Caller holds self.lock.
-        self._clear_dead_receivers()
-        snapshot = self._snapshot
-        receivers = self._receivers
-        if (
-            snapshot is None
-            or snapshot.source is not receivers
-            or snapshot.length != len(receivers)
-        ):
-            snapshot = self._snapshot = _Snapshot(receivers)
-        return snapshot
-
-    def _getters(self, sender: object) -> _View:
-        """Return the receivers for *sender*: (sync getters, async getters), in order.
-
-        Lock-free when nothing changed since the last dispatch; otherwise
-        cleans up dead references and rebuilds under the lock, like Django's
-        ``_live_receivers``. With ``use_caching``, consults and fills
-        ``sender_receivers_cache``.
-        """
-        if self.use_caching and not self._dead.raised:
-            cached = _cache_get(self.sender_receivers_cache, sender)
-            if cached is NO_RECEIVERS:
-                return _NO_VIEW
-            if cached is not None:
-                return cached  # type: ignore[no-any-return]
-            with self.lock:
-                view = self._getters_from(self._snapshot_locked(), sender)
-                empty = not (view[0] or view[1])
-                _cache_set(self.sender_receivers_cache, sender, NO_RECEIVERS if empty else view)
-            return view
-        dead = self._dead.raised
-        receivers = self._receivers
-        snapshot = self._snapshot
-        if (
-            dead
-            or snapshot is None
-            or snapshot.source is not receivers
-            or snapshot.length != len(receivers)
-        ):
-            with self.lock:
-                snapshot = self._snapshot_locked()
-        return self._getters_from(snapshot, sender)
-
-    @staticmethod
-    def _getters_from(snapshot: _Snapshot, sender: object) -> _View:
-        if not snapshot.specific:
-            return snapshot.any_sender
-        skey = _make_id(sender)
-        if skey in snapshot.specific:
-            return snapshot.for_sender_key(skey)
-        return snapshot.any_sender
+        """Drop receivers and senders that died. Caller holds :attr:`lock`, as in Django."""
+        self._connections.clear_dead_locked()
 
     def _live_receivers(
         self, sender: object
@@ -416,11 +180,61 @@ class Signal:
 
         In connection order; the same shape as Django's ``_live_receivers``.
         """
-        sync, async_ = self._getters(sender)
+        sync, async_ = self._connections.view(sender, _make_id_now)
         return (
             [r for get in sync if (r := get()) is not None],
             [r for get in async_ if (r := get()) is not None],
         )
+
+    # -- parasignal's options -------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        """How events and messages name the signal (None: found from its definition)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = _options.check_name(value)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a whole parallel dispatch may take; None waits for every receiver."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = _options.check_timeout(value)
+
+    @property
+    def executor(self) -> Executor | None:
+        """The user's executor that parallel dispatch runs on, if any."""
+        return self._pools.executor
+
+    @executor.setter
+    def executor(self, value: Executor | None) -> None:
+        executor = _options.check_executor(value)
+        if executor is not None and self._pools.max_workers is not None:
+            raise ValueError(
+                f"Pass either executor or max_workers, not both (got executor={value!r} "
+                f"and max_workers={self._pools.max_workers!r})."
+            )
+        self._pools.executor = executor
+
+    @property
+    def max_workers(self) -> int | None:
+        """The size of the signal's own pool, if it has one."""
+        return self._pools.max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int | None) -> None:
+        max_workers = _options.check_max_workers(value)
+        if max_workers is not None and self._pools.executor is not None:
+            raise ValueError(
+                f"Pass either executor or max_workers, not both (got "
+                f"executor={self._pools.executor!r} and max_workers={value!r})."
+            )
+        self._pools.max_workers = max_workers
 
     # -- Django's API -----------------------------------------------------------
 
@@ -464,13 +278,14 @@ class Signal:
             hash(lookup_key)
         except TypeError as exc:
             raise TypeError(f"dispatch_uid must be hashable, not {dispatch_uid!r}.") from exc
+        connections = self._connections
         reference: object = receiver
         if weak:
             ref_type: Any = weakref.ref
             if hasattr(receiver, "__self__") and hasattr(receiver, "__func__"):
                 ref_type = weakref.WeakMethod
             try:
-                reference = ref_type(receiver, self._dead)
+                reference = connections.weak_reference(receiver, ref_type)
             except TypeError as exc:
                 raise TypeError(
                     f"Cannot connect {receiver!r} weakly: it cannot be weakly referenced. "
@@ -481,17 +296,9 @@ class Signal:
             # A sender that cannot be weakly referenced is simply not watched:
             # as in Django, receivers are then matched by its id() alone.
             with contextlib.suppress(TypeError):
-                sender_ref = weakref.ref(sender, self._dead)
+                sender_ref = connections.weak_reference(sender)
         entry = (lookup_key, reference, sender_ref, inspect.iscoroutinefunction(receiver))
-        with self.lock:
-            self._clear_dead_receivers()
-            index = self._index_locked()
-            if lookup_key not in index:
-                index[lookup_key] = entry
-                self._receivers.append(entry)
-                self._indexed_len += 1
-                self._snapshot = None
-            self.sender_receivers_cache.clear()
+        connections.add(lookup_key, entry)
 
     def disconnect(
         self, receiver: object = None, sender: object = None, dispatch_uid: object = None
@@ -505,26 +312,14 @@ class Signal:
         dispatch already under way still calls every receiver it started with).
         """
         lookup_key = (dispatch_uid or _make_id(receiver), _make_id(sender))
-        with self.lock:
-            self._clear_dead_receivers()
-            index = self._index_locked()
-            try:
-                entry = index.pop(lookup_key, None)
-            except TypeError:  # an unhashable dispatch_uid was never connected
-                entry = None
-            if entry is not None:
-                self._receivers.remove(entry)
-                self._indexed_len -= 1
-                self._snapshot = None
-            self.sender_receivers_cache.clear()
-        return entry is not None
+        return self._connections.remove(lookup_key)
 
     def has_listeners(self, sender: object = None) -> bool:
         """Return whether any live receiver would receive a send from *sender*.
 
         Thread-safe; the answer may be stale by the time it is used.
         """
-        sync, async_ = self._getters(sender)
+        sync, async_ = self._connections.view(sender, _make_id_now)
         return any(get() is not None for get in sync) or any(get() is not None for get in async_)
 
     def send(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
@@ -545,9 +340,9 @@ class Signal:
         running an event loop this raises :class:`RuntimeError`: await
         :meth:`asend` there.
         """
-        if not self._receivers:
+        if not self._connections.entries:
             return []
-        sync, async_ = self._getters(sender)
+        sync, async_ = self._connections.view(sender, _make_id_now)
         # Comprehensions, and literal keywords when there are no named
         # arguments, make this about twice as fast as a loop over **named.
         if named:
@@ -561,32 +356,8 @@ class Signal:
                 (r, r(signal=self, sender=sender)) for get in sync if (r := get()) is not None
             ]
         if async_:
-            responses += self._run_async(async_, sender, named, robust=False, method="send")
+            responses += self._run_async(async_, self._dispatch("send", sender, named))
         return responses
-
-    def _run_async(
-        self,
-        getters: Sequence[_Getter],
-        sender: object,
-        named: Mapping[str, Any],
-        *,
-        robust: bool,
-        method: str,
-        deadline: float | None = None,
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        receivers = [r for get in getters if (r := get()) is not None]
-        if not receivers:
-            return []
-        return _async.run(
-            self,
-            receivers,
-            sender,
-            named,
-            robust=robust,
-            method=method,
-            deadline=deadline,
-            timeout=self.timeout,
-        )
 
     def send_robust(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
         """Like :meth:`send`, but a receiver's ``Exception`` becomes its response.
@@ -599,71 +370,21 @@ class Signal:
         Async receivers are awaited after the sync ones, as in :meth:`send`,
         their failures handled the same way. Thread-safe.
         """
-        if not self._receivers:
+        if not self._connections.entries:
             return []
-        sync, async_ = self._getters(sender)
-        receivers = [r for get in sync if (r := get()) is not None]
-        responses = self._call_in_order(receivers, sender, named, robust=True, method="send_robust")
+        sync, async_ = self._connections.view(sender, _make_id_now)
+        dispatch = self._dispatch("send_robust", sender, named, robust=True)
+        responses = call_in_order(dispatch, [r for get in sync if (r := get()) is not None])
         if async_:
-            responses += self._run_async(async_, sender, named, robust=True, method="send_robust")
+            responses += self._run_async(async_, dispatch)
         return responses
 
-    def _call_in_order(
-        self,
-        receivers: Sequence[Callable[..., Any]],
-        sender: object,
-        named: Mapping[str, Any],
-        *,
-        robust: bool,
-        method: str,
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        """Call sync *receivers* one after another on this thread.
-
-        Robust: an ``Exception`` becomes the receiver's response and is
-        reported as a failure of *method*. Otherwise it propagates.
-        """
-        return self._call_each(
-            receivers, CallArguments(sender, named), robust=robust, method=method
-        )
-
-    def _call_each(
-        self,
-        receivers: Sequence[Callable[..., Any]],
-        arguments: CallArguments,
-        *,
-        robust: bool,
-        method: str,
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        # The frame that catches receivers' exceptions, and so the first one
-        # their tracebacks show: it holds the arguments only inside
-        # CallArguments, whose repr hides their values from renderers that
-        # print frame locals.
-        responses: list[tuple[Callable[..., Any], Any]] = []
-        for receiver in receivers:
-            started = _perf_counter()
-            try:
-                response = receiver(signal=self, sender=arguments.sender, **arguments.named)
-            except Exception as err:
-                if not robust:
-                    raise
-                self._report_failure(
-                    receiver,
-                    err,
-                    sender=arguments.sender,
-                    method=method,
-                    duration_ms=(_perf_counter() - started) * 1000.0,
-                    thread=threading.current_thread().name,
-                )
-                responses.append((receiver, err))
-            else:
-                responses.append((receiver, response))
-        try:
-            return responses
-        finally:
-            # A robust failure's traceback holds this frame: without its
-            # locals, the answer and the exceptions in it form no cycle, and
-            # reference counting frees them once the caller drops the answer.
-            del responses
+    def _run_async(self, getters: Sequence[Callable[[], Any]], dispatch: Dispatch) -> Responses:
+        # The async receivers of a send from sync code: on a loop of their own.
+        receivers = [r for get in getters if (r := get()) is not None]
+        if not receivers:
+            return []
+        return _async.run(dispatch, receivers)
 
     # -- async dispatch --------------------------------------------------------
 
@@ -713,24 +434,16 @@ class Signal:
 
     async def _asend(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        if not self._receivers:
+    ) -> Responses:
+        if not self._connections.entries:
             return []
         sync, async_ = self._live_receivers(sender)
-        responses: list[tuple[Callable[..., Any], Any]] = []
-        if sync:
-            # One call on one thread, as Django's sync_to_async(sync_send).
-            # The partial holds the receivers (strongly) until it returns.
-            responses = await _one_thread.call(
-                functools.partial(
-                    self._call_in_order, sync, sender, named, robust=robust, method=method
-                )
-            )
-        if async_:
-            responses += await _async.gather(
-                self, async_, sender, named, robust=robust, method=method
-            )
-        return responses
+        if not (sync or async_):
+            return []
+        # No deadline: Django's asend has none.
+        return await _async.asend(
+            self._dispatch(method, sender, named, robust=robust), sync, async_
+        )
 
     async def asend_parallel(
         self, sender: object, **named: Any
@@ -784,55 +497,19 @@ class Signal:
 
     async def _asend_parallel(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        if self._closed:
-            self._checked_executor(method)  # raises, naming the signal
-        if not self._receivers:
+    ) -> Responses:
+        if self._pools.closed:
+            self._executor(method)  # raises, naming the signal
+        if not self._connections.entries:
             return []
         sync, async_ = self._live_receivers(sender)
-        deadline = deadline_after(self.timeout)
-        responses: list[tuple[Callable[..., Any], Any]] = []
-        if sync:
-            executor = self._checked_executor(method)
-            if _inline.active():
-                # parasignal.testing.inline(): the same engine, run on the
-                # thread asend would use, so a test's transaction is visible.
-                responses = await _one_thread.call(
-                    functools.partial(
-                        _inline.run_keeping_contexts,
-                        self,
-                        sync,
-                        sender,
-                        named,
-                        robust=robust,
-                        method=method,
-                        timeout=self.timeout,
-                    )
-                )
-            else:
-                responses = await run_batch_async(
-                    self,
-                    sync,
-                    sender,
-                    named,
-                    robust=robust,
-                    method=method,
-                    executor=executor,
-                    timeout=self.timeout,
-                    deadline=deadline,
-                )
-        if async_:
-            responses += await _async.gather(
-                self,
-                async_,
-                sender,
-                named,
-                robust=robust,
-                method=method,
-                deadline=deadline,
-                timeout=self.timeout,
-            )
-        return responses
+        if not (sync or async_):
+            return []
+        executor = self._executor(method) if sync else None
+        dispatch = self._dispatch(
+            method, sender, named, robust=robust, deadline=deadline_after(self._timeout)
+        )
+        return await _async.asend_parallel(dispatch, sync, async_, executor)
 
     # -- parallel dispatch ----------------------------------------------------
 
@@ -885,75 +562,71 @@ class Signal:
 
     def _send_parallel(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        if self._closed:
-            self._checked_executor(method)  # raises, naming the signal
-        if not self._receivers:
+    ) -> Responses:
+        if self._pools.closed:
+            self._executor(method)  # raises, naming the signal
+        if not self._connections.entries:
             return []
-        sync, async_ = self._getters(sender)
+        sync, async_ = self._connections.view(sender, _make_id_now)
         receivers = [r for get in sync if (r := get()) is not None]
-        deadline = deadline_after(self.timeout)
-        responses: list[tuple[Callable[..., Any], Any]] = []
+        if not (receivers or async_):
+            return []
+        dispatch = self._dispatch(
+            method, sender, named, robust=robust, deadline=deadline_after(self._timeout)
+        )
+        responses: Responses = []
         if receivers:
-            executor: Executor | WorkerPool = self._checked_executor(method)
-            if _inline.active():
-                # parasignal.testing.inline(): on this thread, one receiver
-                # after another, through the same engine (same answer, same
-                # failure rules, same events).
-                executor = _inline.EXECUTOR
-            responses = run_batch(
-                self,
-                receivers,
-                sender,
-                named,
-                robust=robust,
-                method=method,
-                executor=executor,
-                timeout=self.timeout,
-                deadline=deadline,
-            )
+            responses = run_batch(dispatch, receivers, self._executor(method))
         if async_:
             # As send() does: after the sync receivers, on an event loop of
             # their own in this thread, within what is left of the deadline.
-            responses += self._run_async(
-                async_, sender, named, robust=robust, method=method, deadline=deadline
-            )
+            responses += self._run_async(async_, dispatch)
         return responses
 
-    def _checked_executor(self, method: str) -> Executor | WorkerPool:
-        """Return the executor for a parallel dispatch, or raise RuntimeError naming the signal."""
-        if self._closed:
-            raise RuntimeError(
-                f"{self._display_name()}.{method}() cannot run: the signal has been shut "
-                "down (Signal.shutdown()). send(), send_robust(), asend() and asend_robust() "
-                "still work."
-            )
-        try:
-            return self._dispatch_executor()
-        except RuntimeError as exc:
-            msg = f"{self._display_name()}.{method}() cannot run: {exc}."
-            raise RuntimeError(msg) from exc
+    def _dispatch(
+        self,
+        method: str,
+        sender: object,
+        named: Mapping[str, Any],
+        *,
+        robust: bool = False,
+        deadline: float | None = None,
+    ) -> Dispatch:
+        """Make the value one dispatch hands down to whatever calls the receivers."""
+        return Dispatch(
+            self,
+            self._display_name(),
+            method,
+            CallArguments(sender, named),
+            robust=robust,
+            timeout=self._timeout,
+            deadline=deadline,
+            on_failure=self._report_failure,
+        )
 
-    def _dispatch_executor(self) -> Executor | WorkerPool:
-        if self.executor is not None:
-            return self.executor
-        if self.max_workers is None:
-            return default_pool()
-        pool = self._pool
-        if pool is None:
-            with self._pool_lock:
-                pool = self._pool
-                if pool is None:
-                    if self._closed:
-                        msg = "the signal has been shut down"
-                        raise RuntimeError(msg)
-                    pool = self._pool = WorkerPool(
-                        self.max_workers, f"parasignal-{self._display_name()}"
-                    )
-                    # The pool's threads do not reference the signal, so a
-                    # signal that is garbage-collected can release them.
-                    weakref.finalize(self, pool.shutdown, wait=False)
-        return pool
+    def _executor(self, method: str) -> Executor | WorkerPool:
+        """Return where a parallel dispatch runs, or raise RuntimeError naming the signal."""
+        try:
+            executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
+        except RuntimeError as exc:
+            self._refuse(method, exc)
+        if _inline.active():
+            # parasignal.testing.inline(): on this thread, one receiver
+            # after another, through the same engine (same answer, same
+            # failure rules, same events).
+            return _inline.EXECUTOR
+        return executor
+
+    def _refuse(self, method: str, exc: RuntimeError | None) -> NoReturn:
+        where = f"{self._display_name()}.{method}()"
+        if self._pools.closed:
+            msg = (
+                f"{where} cannot run: the signal has been shut down (Signal.shutdown()). "
+                "send(), send_robust(), asend() and asend_robust() still work."
+            )
+        else:
+            msg = f"{where} cannot run: {exc}."
+        raise RuntimeError(msg) from exc
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop parallel dispatch on this signal and release its own pool.
@@ -978,29 +651,17 @@ class Signal:
         parasignal worker thread, it never waits (two receivers shutting down
         each other's pools would otherwise wait for each other forever).
         """
-        with self._pool_lock:
-            self._closed = True
-            pool = self._pool
-        if pool is not None:
-            pool.shutdown(wait, cancel_futures=cancel_futures)
+        self._pools.shutdown(wait, cancel_futures=cancel_futures)
 
     # -- failure reporting ------------------------------------------------------
 
     def _report_failure(
-        self,
-        receiver: Callable[..., Any],
-        err: BaseException,
-        *,
-        sender: object,
-        method: str,
-        duration_ms: float,
-        thread: str,
+        self, receiver: Callable[..., Any], err: BaseException, details: _events.FailureDetails
     ) -> None:
-        token = _failure_details.set(_FailureDetails(sender, method, duration_ms, thread))
-        try:
+        # Django's hook has room for the receiver and the error only: the
+        # rest of what the event says travels beside it.
+        with _events.failure_details(details):
             self._log_robust_failure(receiver, err)
-        finally:
-            _failure_details.reset(token)
 
     def _log_robust_failure(self, receiver: Callable[..., Any], err: BaseException) -> None:
         """Report a receiver failure that is not raised to the caller.
@@ -1010,62 +671,26 @@ class Signal:
         ``signal.receiver_failed`` structlog event; override it to report
         differently. It must not raise.
         """
-        details = _failure_details.get()
-        if details is None:
-            details = _FailureDetails(None, "unknown", math.nan, threading.current_thread().name)
         _events.emit_receiver_failed(
             signal=self._display_name(),
             receiver=receiver,
-            sender=details.sender,
-            method=details.method,
-            duration_ms=details.duration_ms,
-            thread=details.thread,
             exc=err,
+            details=_events.current_failure_details(),
         )
 
     def _display_name(self) -> str:
         """Return the signal's name for events and messages (see *name*)."""
-        if self.name is not None:
-            return self.name
+        if self._name is not None:
+            return self._name
         if self._found_name is not None:
             return self._found_name
         module_name, line = self._origin
-        module = sys.modules.get(module_name)
-        # The first attribute bound to the signal is its definition: module
-        # dicts keep insertion order. Only a hit is cached: the module may
-        # still be importing.
-        for attribute, value in list(vars(module).items()) if module is not None else ():
-            if value is self:
-                found = self._found_name = f"{module_name}.{attribute}"
-                return found
-        return f"{module_name}:{line}"
+        # Only a hit is cached: the module may still be importing.
+        found = self._found_name = find_module_name(self, module_name)
+        return found if found is not None else f"{module_name}:{line}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self._display_name()}>"
-
-
-def _definition_site(signal: Signal) -> tuple[str, int]:
-    """Where *signal* is being constructed: the first frame outside its __init__s."""
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None and frame.f_code.co_name == "__init__":
-        if frame.f_locals.get("self") is not signal:
-            break
-        frame = frame.f_back  # a subclass's __init__ calling super().__init__
-    if frame is None:
-        return ("<unknown>", 0)
-    return (str(frame.f_globals.get("__name__", "<unknown>")), frame.f_lineno)
-
-
-def _cache_get(cache: Any, sender: object) -> Any:
-    try:
-        return cache.get(sender)
-    except TypeError:  # senders that cannot be weakly referenced (or hashed) are not cached
-        return None
-
-
-def _cache_set(cache: Any, sender: object, value: object) -> None:
-    with contextlib.suppress(TypeError):  # as in _cache_get
-        cache[sender] = value
 
 
 def receiver(
