@@ -420,21 +420,6 @@ def test_run_in_a_receiver_on_a_one_thread_pool_it_does_not_deadlock() -> None:
     signal.shutdown()
 
 
-def test_the_step_timer_is_one_lazy_executor_renewed_in_a_forked_child(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from parasignal import _async  # noqa: PLC0415
-
-    monkeypatch.setattr(_async, "_step_pool", None)
-    first = _async._step_executor()
-    assert _async._step_executor() is first
-    _async._after_fork_in_child()
-    second = _async._step_executor()
-    assert second is not first
-    first.shutdown()
-    second.shutdown()
-
-
 class Payload:
     """A named argument whose lifetime is watched."""
 
@@ -486,21 +471,3 @@ def test_no_reference_to_receivers_or_arguments_outlives_the_call(
     del receiver, payload
     assert [ref() for ref in watched] == [None, None]
     assert not signal.has_listeners()
-
-
-def test_with_the_step_timer_shut_down_it_falls_back_to_the_loops_timers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # At interpreter exit concurrent.futures refuses new work.
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-    from parasignal import _async  # noqa: PLC0415
-
-    closed = ThreadPoolExecutor(1)
-    closed.shutdown()
-    monkeypatch.setattr(_async, "_step_executor", lambda: closed)
-    signal = Signal()
-    together = threading.Barrier(4, timeout=WAIT)
-    for i in range(4):
-        signal.connect(lambda i=i, **kwargs: together.wait() and i, weak=False)
-    assert len(asyncio.run(signal.asend_parallel(sender=None))) == 4

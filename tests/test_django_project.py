@@ -21,7 +21,7 @@ pytest.importorskip("django", reason="the example project needs Django")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "django_project"
-TESTS = 11
+TESTS = 12
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file handles in /proc")

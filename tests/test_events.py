@@ -93,7 +93,7 @@ def test_send_robust_failure_emits_one_error_event_with_every_key(
 def test_send_parallel_robust_failure_is_logged_from_the_worker_thread(
     logs: list[MutableMapping[str, Any]],
 ) -> None:
-    signal = Signal(name="s")
+    signal = Signal(name="s", caller_runs=False)
     signal.connect(ok)
     signal.connect(failing)
     responses = signal.send_parallel_robust(sender=None)
@@ -372,7 +372,7 @@ def test_a_subclass_can_report_failures_its_own_way(logs: list[MutableMapping[st
         def _log_robust_failure(self, receiver: Callable[..., Any], err: BaseException) -> None:
             seen.append((receiver, err, threading.current_thread().name))
 
-    signal = Reporting()
+    signal = Reporting(caller_runs=False)
     signal.connect(failing)
     signal.send_robust(sender=None)
     signal.send_parallel_robust(sender=None)

@@ -199,6 +199,7 @@ def test_inline_nests_and_ends_with_the_outermost_block() -> None:
         signal.send_parallel(sender=None)
         assert {ident for _, ident in calls} == {threading.get_ident()}
     calls.clear()
+    signal.caller_runs = False  # so that, inline mode over, only workers run them
     signal.send_parallel(sender=None)
     assert threading.get_ident() not in {ident for _, ident in calls}
 

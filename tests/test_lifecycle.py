@@ -81,7 +81,7 @@ def test_shutdown_is_idempotent_and_safe_before_any_pool_exists() -> None:
 
 
 def test_shutdown_waits_for_the_signals_own_threads_to_exit() -> None:
-    signal = Signal(max_workers=3)
+    signal = Signal(max_workers=3, caller_runs=False)
     barrier = threading.Barrier(3, timeout=10)
 
     def together(**kwargs: Any) -> None:
@@ -143,7 +143,7 @@ class Blocked:
 
 def blocked_dispatch(method: str) -> Blocked:
     """Start a dispatch whose first receiver blocks, then shut down with cancel_futures."""
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
     started, release = threading.Event(), threading.Event()
     calls: list[str] = []
 
@@ -208,7 +208,7 @@ def test_a_user_executor_shut_down_with_cancel_futures_cancels_our_queued_helper
     executor = ThreadPoolExecutor(1)
     release = threading.Event()
     executor.submit(release.wait, 10)  # occupy the only thread
-    signal = Signal(executor=executor)
+    signal = Signal(executor=executor, caller_runs=False)
     signal.connect(ok)
     outcome: list[Any] = []
     caller = threading.Thread(target=lambda: outcome.append(signal.send_parallel_robust(None)))
@@ -239,7 +239,7 @@ def test_global_shutdown_stops_parallel_dispatch_on_the_shared_pool_only() -> No
 
 
 def test_global_shutdown_waits_for_the_shared_threads() -> None:
-    signal = Signal()
+    signal = Signal(caller_runs=False)
     signal.connect(ok)
     signal.send_parallel(sender=None)
     assert any(t.name.startswith("parasignal_") for t in threading.enumerate())
@@ -276,7 +276,7 @@ def test_a_garbage_collected_signal_releases_its_pool_threads() -> None:
 
 
 def test_callers_outnumbering_workers_queue_and_all_complete() -> None:
-    signal = Signal(name="busy", max_workers=2)
+    signal = Signal(name="busy", max_workers=2, caller_runs=False)
     seen: set[str] = set()
     lock = threading.Lock()
 
@@ -405,8 +405,8 @@ def test_a_child_forked_after_pools_were_used_can_dispatch_in_parallel() -> None
         """
         import os, threading
         from parasignal import Signal
-        shared = Signal()
-        own = Signal(max_workers=2)
+        shared = Signal(caller_runs=False)
+        own = Signal(max_workers=2, caller_runs=False)
         def where(**kwargs):
             return (os.getpid(), threading.current_thread().name)
         shared.connect(where)

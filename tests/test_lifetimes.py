@@ -237,7 +237,7 @@ def test_timed_out_dispatches_leave_nothing_queued_on_a_saturated_pool() -> None
     # Both workers are stuck: every later dispatch times out with its helper
     # still queued, and must take that helper back.
     stuck = Stuck()
-    blocker = Signal(max_workers=2)
+    blocker = Signal(max_workers=2, caller_runs=False)
     blocker.connect(stuck, weak=False)
     hogs = [threading.Thread(target=blocker.send_parallel, args=(None,)) for _ in range(2)]
     signal = Signal(timeout=0.005)
@@ -258,11 +258,11 @@ def test_timed_out_dispatches_leave_nothing_queued_on_a_saturated_pool() -> None
         del payload
         assert payload_ref() is None
     assert pool.queued == 0
-    assert pool.tracked_count == 2  # the two hogs' dispatches, still running
     stuck.release.set()
     for hog in hogs:
         hog.join(10)
-    assert pool.tracked_count == 0
+    assert not any(hog.is_alive() for hog in hogs)
+    assert pool.queued == 0
     blocker.shutdown()
 
 
@@ -270,7 +270,9 @@ def test_timed_out_dispatches_leave_nothing_queued_on_a_saturated_pool() -> None
 
 
 def test_a_dispatch_cancelled_by_shutdown_holds_nothing_afterwards() -> None:
-    signal = Signal(max_workers=1)
+    # On the pool's one thread, so the receivers after the stuck one wait
+    # for it, unstarted, when the pool is shut down.
+    signal = Signal(max_workers=1, caller_runs=False)
     stuck = Stuck()
     signal.connect(stuck, weak=False)
     owners = [Owner() for _ in range(5)]
@@ -353,7 +355,8 @@ def test_a_quick_dispatchs_payload_is_freed_at_return_while_the_pool_is_busy() -
 # -- interrupts ----------------------------------------------------------------------
 
 
-def test_an_interrupt_landing_anywhere_in_a_dispatch_leaks_nothing() -> None:
+@pytest.mark.parametrize("caller_runs", [True, False], ids=["caller-runs", "workers-only"])
+def test_an_interrupt_landing_anywhere_in_a_dispatch_leaks_nothing(caller_runs: bool) -> None:
     # A KeyboardInterrupt raised at random moments (through the main thread's
     # pending-call machinery, like Ctrl-C) while dispatches start and wait.
     import _thread  # noqa: PLC0415 - only this test interrupts the main thread
@@ -361,7 +364,7 @@ def test_an_interrupt_landing_anywhere_in_a_dispatch_leaks_nothing() -> None:
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("interrupts reach the main thread only")
-    signal = Signal(max_workers=4)
+    signal = Signal(max_workers=4, caller_runs=caller_runs)
     started_late: list[float] = []
     interrupted_at = [0.0]
 
@@ -394,10 +397,9 @@ def test_an_interrupt_landing_anywhere_in_a_dispatch_leaks_nothing() -> None:
         assert pool.thread_count <= 4
         # Once running receivers finish, nothing of the dispatch is left.
         deadline = time.monotonic() + 5
-        while (payload_ref() is not None or pool.tracked_count) and time.monotonic() < deadline:
+        while (payload_ref() is not None or pool.queued) and time.monotonic() < deadline:
             time.sleep(0.0005)
         assert payload_ref() is None
-        assert pool.tracked_count == 0
         assert pool.queued == 0
     assert interrupts > 50  # the timing did interrupt dispatches
     assert started_late == []

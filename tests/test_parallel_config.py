@@ -177,7 +177,7 @@ def test_send_and_send_robust_ignore_the_parallel_settings() -> None:
 def test_receivers_run_on_the_callers_executor_which_is_never_shut_down() -> None:
     executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="callers-pool")
     try:
-        signal = Signal(executor=executor)
+        signal = Signal(executor=executor, caller_runs=False)
         names: list[str] = []
         for _ in range(5):
             signal.connect(record_thread(names), dispatch_uid=object(), weak=False)
@@ -199,7 +199,7 @@ def test_receivers_run_on_the_callers_executor_which_is_never_shut_down() -> Non
 def test_any_thread_executor_subclass_may_run_the_receivers() -> None:
     executor = DelegatingExecutor()
     try:
-        signal = Signal(executor=executor)
+        signal = Signal(executor=executor, caller_runs=False)
         names: list[str] = []
         receivers = [record_thread(names) for _ in range(4)]
         for receiver in receivers:
@@ -220,7 +220,7 @@ def test_any_thread_executor_subclass_may_run_the_receivers() -> None:
 
 def test_a_signal_with_max_workers_starts_its_own_threads_on_first_parallel_dispatch() -> None:
     name = "lazy-own-pool-signal"
-    signal = Signal(max_workers=2, name=name)
+    signal = Signal(max_workers=2, name=name, caller_runs=False)
     names: list[str] = []
     for _ in range(6):
         signal.connect(record_thread(names), dispatch_uid=object(), weak=False)
@@ -247,8 +247,8 @@ def test_a_signal_with_max_workers_starts_its_own_threads_on_first_parallel_disp
 
 
 def test_signals_with_max_workers_do_not_share_their_threads() -> None:
-    first = Signal(max_workers=1, name="first-own")
-    second = Signal(max_workers=1, name="second-own")
+    first = Signal(max_workers=1, name="first-own", caller_runs=False)
+    second = Signal(max_workers=1, name="second-own", caller_runs=False)
     # Each receiver waits for the other: they must run at the same time, which
     # two one-thread pools can do and one shared thread cannot.
     meet = threading.Barrier(2)
@@ -285,7 +285,7 @@ def test_signals_with_max_workers_do_not_share_their_threads() -> None:
 
 
 def test_the_shared_pool_is_created_lazily_with_threads_named_parasignal() -> None:
-    signal = Signal()
+    signal = Signal(caller_runs=False)
     names: list[str] = []
     signal.connect(record_thread(names), weak=False)
 
@@ -302,7 +302,7 @@ def test_the_shared_pool_is_created_lazily_with_threads_named_parasignal() -> No
 
 
 def test_signals_without_a_pool_of_their_own_share_one_process_wide_pool() -> None:
-    first, second = Signal(), Signal()
+    first, second = Signal(caller_runs=False), Signal(caller_runs=False)
     names: list[str] = []
     first.connect(record_thread(names), weak=False)
     second.connect(record_thread(names), weak=False)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError
-from typing import Any, SupportsIndex
+from typing import Any
 
 import pytest
 import structlog
@@ -63,7 +63,7 @@ def test_an_interrupted_caller_starts_nothing_more_and_loses_no_failure(
     monkeypatch.setattr(_fanout.Batch, "wait", interrupted_wait)
     capture = LogCapture()
     structlog.configure(processors=[capture])
-    signal = Signal(name="interrupted", max_workers=1)
+    signal = Signal(name="interrupted", max_workers=1, caller_runs=False)
     signal.connect(slow_then_fail)
     signal.connect(later)
     try:
@@ -83,15 +83,15 @@ def test_an_interrupted_caller_starts_nothing_more_and_loses_no_failure(
     assert str(event["exc_info"]) == "slow failed"
 
 
-class _PausingClaims(list[int]):
-    """Claims whose taker of index 0 pauses until told to go on: a forced GIL switch."""
+class _PausingTickets:
+    """Claim tickets whose taker of index 0 pauses until told to go on: a forced GIL switch."""
 
-    def __init__(self, items: list[int], paused: threading.Event, go: threading.Event) -> None:
-        super().__init__(items)
+    def __init__(self, paused: threading.Event, go: threading.Event) -> None:
         self.paused, self.go = paused, go
+        self.next = 0
 
-    def pop(self, index: SupportsIndex = -1) -> int:
-        claimed = super().pop(index)
+    def __next__(self) -> int:
+        claimed, self.next = self.next, self.next + 1
         if claimed == 0:
             self.paused.set()
             assert self.go.wait(WAIT)
@@ -103,18 +103,17 @@ def test_a_cancel_racing_with_a_claim_waits_for_it_and_does_not_hang_the_caller(
 ) -> None:
     # Regression: a helper paused between claiming receiver 0 and seeing the
     # cancel gave receiver 0 back after another helper had claimed later ones;
-    # the batch then waited for receiver 0 forever. Claims are now made under
-    # the batch's lock, which the cancel takes too: a claim in progress
-    # completes first, and its receiver runs; no receiver is claimed after.
+    # the batch then waited for receiver 0 forever. A claimed receiver always
+    # runs; the cancel only stops later claims.
     paused, go = threading.Event(), threading.Event()
     original = _fanout.Batch.__init__
 
     def patched(self: _fanout.Batch, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self._unclaimed = _PausingClaims(self._unclaimed, paused, go)
+        self._tickets = _PausingTickets(paused, go)  # type: ignore[assignment]
 
     monkeypatch.setattr(_fanout.Batch, "__init__", patched)
-    signal = Signal(name="racing", max_workers=4)
+    signal = Signal(name="racing", max_workers=4, caller_runs=False)
 
     def make(i: int) -> Callable[..., int]:
         def receiver(**kwargs: Any) -> int:
@@ -158,7 +157,7 @@ def test_a_thread_that_cannot_start_leaves_the_pool_usable(
 
     monkeypatch.setattr(threading.Thread, "start", flaky_start)
     calls: list[str] = []
-    signal = Signal(name="flaky", max_workers=1)
+    signal = Signal(name="flaky", max_workers=1, caller_runs=False)
     signal.connect(lambda **kwargs: calls.append("ran"), weak=False)
     with pytest.raises(RuntimeError, match=r"could not start its receivers: can't start new"):
         signal.send_parallel(sender=None)

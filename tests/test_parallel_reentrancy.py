@@ -54,8 +54,8 @@ def test_a_receiver_may_dispatch_the_same_signal_for_another_sender_on_a_one_thr
 
 def test_a_receiver_may_dispatch_another_signal_on_the_same_one_thread_executor() -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared") as executor:
-        first = Signal(executor=executor)
-        second = Signal(executor=executor)
+        first = Signal(executor=executor, caller_runs=False)
+        second = Signal(executor=executor, caller_runs=False)
         threads: list[str] = []
 
         def on_second(**kwargs: Any) -> int:

@@ -51,9 +51,12 @@ def test_the_frame_that_catches_a_receivers_failure_shows_no_argument_value(
             assert SECRET not in str(frame.get("locals", {})), frame["name"]
 
 
-def test_call_arguments_name_the_keywords_but_hide_their_values() -> None:
-    from parasignal._dispatch import CallArguments  # noqa: PLC0415
+def test_a_dispatch_names_the_keywords_but_hides_their_values() -> None:
+    from parasignal._dispatch import Dispatch  # noqa: PLC0415
 
-    text = repr(CallArguments("shop", {"card": SECRET, "amount": 5}))
+    named = {"card": SECRET, "amount": 5}
+    robust = False
+    dispatch = Dispatch(None, "orders", "send_parallel", "shop", named, robust, None, None, print)
+    text = repr(dispatch)
     assert SECRET not in text
     assert "amount, card" in text

@@ -27,7 +27,7 @@ DISPATCH = textwrap.dedent(
     """
     from parasignal import Signal
 
-    order_placed = Signal(name="order_placed", max_workers=2)
+    order_placed = Signal(name="order_placed", max_workers=2, caller_runs=False)
 
     def reserve_inventory(sender, **kwargs):
         raise RuntimeError("inventory service down")

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any, SupportsIndex
+from typing import Any
 
 import pytest
 import structlog
@@ -150,7 +150,7 @@ def test_named_arguments_called_like_settings_reach_the_receivers() -> None:
     assert signal.send_parallel_robust(None, **named) == [(receiver, named)]
 
 
-def test_send_parallel_calls_receivers_on_worker_threads_rather_than_the_callers() -> None:
+def test_without_a_timeout_the_calling_thread_runs_a_lone_receiver_itself() -> None:
     signal = Signal()
     threads: list[int] = []
 
@@ -161,8 +161,43 @@ def test_send_parallel_calls_receivers_on_worker_threads_rather_than_the_callers
     signal.send_parallel(None)
     signal.send_parallel_robust(None)
 
-    assert len(threads) == 2
+    assert threads == [threading.get_ident()] * 2
+
+
+@pytest.mark.parametrize("config", [{"timeout": 10.0}, {"caller_runs": False}], ids=str)
+def test_with_a_timeout_or_caller_runs_false_receivers_run_only_on_worker_threads(
+    config: dict[str, Any],
+) -> None:
+    signal = Signal(**config)
+    threads: list[int] = []
+
+    def receiver(**kwargs: Any) -> None:
+        threads.append(threading.get_ident())
+
+    signal.connect(receiver)
+    signal.connect(lambda **kwargs: receiver(), weak=False)
+    signal.send_parallel(None)
+    signal.send_parallel_robust(None)
+
+    assert len(threads) == 4
     assert threading.get_ident() not in threads
+
+
+def test_without_a_timeout_slow_receivers_spread_over_the_caller_and_workers() -> None:
+    signal = Signal()
+    together = threading.Barrier(4, timeout=10)
+    threads: list[int] = []
+
+    def receiver(**kwargs: Any) -> None:
+        threads.append(threading.get_ident())
+        together.wait()  # each holds its thread until all four run at once
+
+    for uid in range(4):
+        signal.connect(receiver, weak=False, dispatch_uid=uid)
+    signal.send_parallel(None)
+
+    assert len(set(threads)) == 4
+    assert threading.get_ident() in threads  # the caller ran the first one
 
 
 def test_receivers_see_the_context_variables_the_caller_set() -> None:
@@ -621,14 +656,16 @@ def test_send_parallel_answers_exactly_what_send_answers(
     assert len(receivers) == len(specs)
 
 
-class _PausingClaims(list[int]):
-    """Claims that pause after taking index 0 until the batch stops: a GIL switch, forced."""
+class _PausingTickets:
+    """Claim tickets that pause after handing out 0 until the batch stops: a GIL switch, forced."""
 
-    batch: _fanout.Batch | None = None
+    def __init__(self, batch: _fanout.Batch) -> None:
+        self.batch = batch
+        self.next = 0
 
-    def pop(self, index: SupportsIndex = -1) -> int:
-        claimed = super().pop(index)
-        if claimed == 0 and self.batch is not None:
+    def __next__(self) -> int:
+        claimed, self.next = self.next, self.next + 1
+        if claimed == 0:
             deadline = time.monotonic() + 10
             while not self.batch.stop and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -640,14 +677,13 @@ def test_a_receiver_claimed_just_before_a_later_one_fails_still_runs(
 ) -> None:
     # Regression: a helper that claimed receiver 0, then saw the batch stop
     # because receiver 1 (claimed by another helper) failed, gave receiver 0
-    # back; nobody ran it and send_parallel waited for it forever.
+    # back; nobody ran it and send_parallel waited for it forever. A claimed
+    # receiver always runs now.
     original = _fanout.Batch.__init__
 
     def patched(self: _fanout.Batch, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        claims = _PausingClaims(self._unclaimed)
-        claims.batch = self
-        self._unclaimed = claims
+        self._tickets = _PausingTickets(self)  # type: ignore[assignment]
 
     monkeypatch.setattr(_fanout.Batch, "__init__", patched)
     ran: list[str] = []
@@ -661,7 +697,8 @@ def test_a_receiver_claimed_just_before_a_later_one_fails_still_runs(
         msg = "second failed"
         raise ValueError(msg)
 
-    signal = Signal(max_workers=2)
+    # Both receivers on workers, so that one can pause while the other fails.
+    signal = Signal(max_workers=2, caller_runs=False)
     signal.connect(first)
     signal.connect(second)
     outcome: list[BaseException] = []

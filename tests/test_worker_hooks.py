@@ -77,7 +77,7 @@ def test_without_django_configured_the_engine_calls_no_hook() -> None:
 def test_each_receiver_on_a_worker_is_wrapped_in_cleanup_before_and_after(
     recorder: Recorder,
 ) -> None:
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
     for name in ("a", "b"):
         signal.connect(receiver_noting(recorder, name), weak=False)
     assert [v for _, v in signal.send_parallel(sender=None)] == ["a", "b"]
@@ -89,7 +89,7 @@ def test_each_receiver_on_a_worker_is_wrapped_in_cleanup_before_and_after(
 
 
 def test_a_failing_receiver_is_cleaned_up_after_too(recorder: Recorder) -> None:
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
 
     def fails(**kwargs: Any) -> None:
         recorder.note("fails")
@@ -105,7 +105,7 @@ def test_a_failing_receiver_is_cleaned_up_after_too(recorder: Recorder) -> None:
 def test_a_worker_releases_its_thread_when_it_goes_idle_and_when_it_exits(
     recorder: Recorder,
 ) -> None:
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
     signal.connect(receiver_noting(recorder, "a"), weak=False)
     signal.send_parallel(sender=None)
     # Idle: the worker finished its task and nothing is queued; it lives on.
@@ -121,7 +121,7 @@ def test_a_worker_releases_its_thread_when_it_goes_idle_and_when_it_exits(
 
 
 def test_a_busy_worker_does_not_release_between_queued_tasks(recorder: Recorder) -> None:
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
     gate = threading.Event()
     entered = threading.Event()
 
@@ -152,7 +152,7 @@ def test_a_busy_worker_does_not_release_between_queued_tasks(recorder: Recorder)
 def test_nested_dispatch_on_a_worker_leaves_the_outer_receivers_connection_alone(
     recorder: Recorder,
 ) -> None:
-    signal = Signal(max_workers=1)
+    signal = Signal(max_workers=1, caller_runs=False)
 
     def outer(**kwargs: Any) -> Any:
         if kwargs["sender"] == "outer":
@@ -184,6 +184,19 @@ def test_inline_mode_never_cleans_up_the_callers_connections(recorder: Recorder)
     assert recorder.whats() == ["a", "a"]
 
 
+def test_receivers_the_calling_thread_runs_itself_use_its_connection_untouched(
+    recorder: Recorder,
+) -> None:
+    # Without a timeout the caller takes part: what it runs is its own
+    # business, as in send(); only what workers run is cleaned up.
+    signal = Signal(max_workers=1)
+    caller = threading.get_ident()
+    signal.connect(receiver_noting(recorder, "a"), weak=False)
+    signal.send_parallel(sender=None)
+    assert recorder.log == [("a", caller)]
+    signal.shutdown(wait=True)
+
+
 def test_receivers_on_a_users_own_executor_are_left_alone(recorder: Recorder) -> None:
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
@@ -213,7 +226,7 @@ def test_a_failing_cleanup_is_logged_and_never_raised_into_the_dispatch(
     capture = LogCapture()
     structlog.configure(processors=[capture])
     try:
-        signal = Signal(max_workers=1)
+        signal = Signal(max_workers=1, caller_runs=False)
         signal.connect(lambda **kwargs: "ok", weak=False)
         assert [v for _, v in signal.send_parallel(sender=None)] == ["ok"]
         signal.shutdown(wait=True)
@@ -256,7 +269,7 @@ def test_under_stress_every_receiver_on_a_worker_is_cleaned_up_before_and_after(
         clean[threading.get_ident()] = True
 
     monkeypatch.setattr(_django, "_guard", _django.ReceiverGuard(cleanup))
-    signal = Signal(max_workers=8)
+    signal = Signal(max_workers=8, caller_runs=False)
 
     def make(i: int) -> Callable[..., int]:
         def receiver(**kwargs: Any) -> int:

@@ -30,18 +30,16 @@ import contextlib
 import contextvars
 import functools
 import math
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._contexts import copy_back, copy_back_all
 from ._dispatch import Dispatch, Responses, call_in_order
-from ._fanout import FIRST_STEP_S, LAST_STEP_S, Batch, finish_batch
-from ._inline import EXECUTOR as INLINE_EXECUTOR
+from ._fanout import Batch, finish_batch, in_helper
 
 if TYPE_CHECKING:
     from ._pool import WorkerPool
@@ -173,15 +171,14 @@ async def asend_parallel(
 ) -> Responses:
     """``asend_parallel``/``asend_parallel_robust`` (see ``Signal.asend_parallel``).
 
-    *executor* runs the sync receivers (None when there are none).
-
-    With *executor* the inline one (``parasignal.testing.inline()``), the
-    sync receivers run through the same engine on the thread ``asend`` would
-    use, so a test's transaction is visible to them.
+    *executor* runs the sync receivers. None means inline mode
+    (``parasignal.testing.inline()``): they run through the same engine on
+    the thread ``asend`` would use, so a test's transaction is visible to
+    them.
     """
     responses: Responses = []
-    if sync and executor is not None:
-        if executor is INLINE_EXECUTOR:
+    if sync:
+        if executor is None:
             responses = await call_on_one_thread(
                 functools.partial(_run_inline_keeping_contexts, dispatch, sync)
             )
@@ -201,14 +198,14 @@ def _run_inline_keeping_contexts(
     are then set in the current context, in connection order, whether the
     call returns or raises.
     """
-    batch = Batch(dispatch, receivers, INLINE_EXECUTOR, keep_contexts=True)
+    batch = Batch(dispatch, receivers, None, caller_runs=True, keep_contexts=True)
     del dispatch
     try:
         batch.start()
     except BaseException:
         batch.abandon()
         raise
-    # Every receiver that will ever run has run: the helper ran them inside
+    # Every receiver that will ever run has run, on this thread, inside
     # start(). Contexts flow back in finish_batch().
     return finish_batch(batch, finished=True)
 
@@ -218,12 +215,16 @@ async def run_batch_async(
 ) -> Responses:
     """``_fanout.run_batch``, awaited from an event loop without blocking it.
 
-    The contextvars changes each finished receiver made flow back into the
+    The loop never runs a receiver: helpers do (the wake chain grows them
+    as in ``run_batch``), and the loop learns of the answer through the
+    batch's ``on_done``, or stops waiting at the dispatch's deadline. The
+    contextvars changes each finished receiver made flow back into the
     awaiting task's context, in connection order, whether the call returns
     or raises (as Django's ``sync_to_async`` does). If the awaiting task is
     cancelled, nothing more starts and the cancellation propagates. Called
-    on a parasignal worker thread (an event loop run inside a receiver),
-    this thread drains the batch itself first, as ``run_batch`` does.
+    on a thread that is running receivers as a helper (an event loop run
+    inside a receiver), this thread runs the receivers itself, as
+    ``run_batch`` does there: its pool may have no other free thread.
     """
     loop = asyncio.get_running_loop()
     decided = loop.create_future()
@@ -233,13 +234,17 @@ async def run_batch_async(
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(_resolve, decided)
 
-    batch = Batch(dispatch, receivers, executor, keep_contexts=True)
+    # The loop cannot time short steps (epoll counts whole milliseconds), so
+    # the wake chain runs from the start (see _fanout).
+    batch = Batch(
+        dispatch, receivers, executor, caller_runs=in_helper(), chaining=True, keep_contexts=True
+    )
     deadline = dispatch.deadline
     del dispatch
     batch.on_done = on_done
     try:
-        batch.start()
-        finished = await _wait_in_loop(batch, decided, deadline)
+        batch.start()  # nested in a helper, this runs receivers here first
+        finished = await _wait_in_loop(decided, deadline)
         return finish_batch(batch, finished=finished)
     except BaseException:
         batch.abandon()
@@ -251,55 +256,14 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _wait_in_loop(
-    batch: Batch, decided: asyncio.Future[None], deadline: float | None
-) -> bool:
-    """``Batch.wait()``, for an event loop: the same growing steps, awaited.
-
-    The loop's own timers cannot time a 100 us step (epoll counts whole
-    milliseconds, so every step under 1 ms would take 1 ms, and slow
-    receivers would get their threads a millisecond late). So each step is
-    timed by a wait on the batch's ``_done`` lock on a thread of
-    :func:`_step_executor`, which returns at the step's end or as soon as
-    the batch is decided; the loop keeps running meanwhile, and also wakes
-    the moment ``decided`` resolves. In this mode nothing else acquires
-    ``_done`` (the loop learns of the answer through ``on_done``). An
-    abandoned step ends on its own within one step (at most 10 ms).
-    """
-    loop = asyncio.get_running_loop()
-    step = FIRST_STEP_S
-    while batch.growing():
-        timeout = step if deadline is None else min(step, deadline - time.monotonic())
-        if timeout <= 0:
-            return decided.done()
-        # In an empty context: callbacks asyncio registers for the nap carry
-        # the context current when they are added, and the nap may outlive us.
-        empty = contextvars.Context()
-        try:
-            nap: asyncio.Future[bool] = empty.run(
-                loop.run_in_executor,
-                _step_executor(),
-                functools.partial(batch._done.acquire, timeout=timeout),
-            )
-        except RuntimeError:  # interpreter exit shut the executor down: coarse timers, then
-            nap = empty.run(loop.create_task, asyncio.sleep(timeout, result=False))
-        waits: set[asyncio.Future[Any]] = {decided, nap}
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not nap.done():
-                nap.cancel()  # drops its callbacks: no cycle with the executor's future
-        if decided.done():
-            return True
-        if nap.result():
-            # Released: on_done has been called, decided resolves next.
-            await decided
-            return True
-        batch._grow()
-        step = min(step * 2, LAST_STEP_S)
+async def _wait_in_loop(decided: asyncio.Future[None], deadline: float | None) -> bool:
+    """Wait for *decided*; False if *deadline* (``time.monotonic()``) passed first."""
     if deadline is None:
         await decided
         return True
+    if decided.done():
+        return True
+    loop = asyncio.get_running_loop()
     remaining = max(deadline - time.monotonic(), 0.0)
     expired = loop.create_future()
     # An explicit empty context: a cancelled TimerHandle keeps its context
@@ -310,41 +274,6 @@ async def _wait_in_loop(
     finally:
         timer.cancel()
     return decided.done()
-
-
-# Precise short waits for the loop (see _wait_in_loop): a process-wide
-# executor, started lazily, whose threads live across event loops
-# (asyncio.run per dispatch would otherwise start and join a default-executor
-# thread each time, about 0.5 ms). Each step lasts at most 10 ms, so its
-# threads never hold up interpreter exit for long. Steps waiting at once
-# beyond STEP_THREADS queue behind one another; the loop still wakes as soon
-# as its dispatch is decided, so a late step only delays growth.
-STEP_THREADS: Final = 8
-_step_lock = threading.Lock()  # guards _step_pool
-_step_pool: ThreadPoolExecutor | None = None
-
-
-def _step_executor() -> ThreadPoolExecutor:
-    """Return the process-wide step executor, creating it on first use."""
-    global _step_pool  # noqa: PLW0603 - one process-wide executor by design
-    current = _step_pool
-    if current is None:
-        with _step_lock:
-            if _step_pool is None:
-                _step_pool = ThreadPoolExecutor(STEP_THREADS, thread_name_prefix="parasignal-step")
-            current = _step_pool
-    return current
-
-
-def _after_fork_in_child() -> None:
-    # The parent's threads do not exist here; the lock may have been held.
-    global _step_pool, _step_lock  # noqa: PLW0603 - renewing process-wide state in a child
-    _step_lock = threading.Lock()
-    _step_pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- async receivers ------------------------------------------------------------------
@@ -432,12 +361,9 @@ class _Gathering:
     async def call(self, index: int) -> Any:
         receiver = self.receivers[index]
         dispatch = self.dispatch
-        arguments = dispatch.arguments
         started = time.perf_counter()
         try:
-            return await receiver(
-                signal=dispatch.signal, sender=arguments.sender, **arguments.named
-            )
+            return await receiver(signal=dispatch.signal, sender=dispatch.sender, **dispatch.named)
         except Exception as exc:
             if not dispatch.robust:
                 raise
@@ -451,7 +377,6 @@ class _Gathering:
         self.dispatch.report_failure(
             receiver,
             exc,
-            sender=self.dispatch.arguments.sender,
             duration_ms=duration_ms,
             thread=threading.current_thread().name,
         )

@@ -24,7 +24,6 @@ from ._inspect import describe_receiver
 
 __all__ = [
     "CANCELLED_REASON",
-    "CallArguments",
     "Dispatch",
     "FailureReporter",
     "Responses",
@@ -48,26 +47,6 @@ NAMES_IN_MESSAGE: Final = 20
 CANCELLED_REASON: Final = "never started: the worker pool was shut down with cancel_futures=True"
 
 
-class CallArguments:
-    """What every receiver of one dispatch is called with, besides ``signal``.
-
-    Frames that call receivers hold this object rather than the named
-    arguments themselves, and its ``repr`` names the keywords without their
-    values: traceback renderers that print frame locals (rich's, structlog's
-    ``dict_tracebacks``) then show no payload from parasignal's own frames.
-    """
-
-    __slots__ = ("named", "sender")
-
-    def __init__(self, sender: object, named: Mapping[str, Any]) -> None:
-        self.sender = sender
-        self.named = named
-
-    def __repr__(self) -> str:
-        names = ", ".join(sorted(self.named))
-        return f"<parasignal call arguments: sender and {{{names}}} (values hidden)>"
-
-
 class Dispatch:
     """One send, as a value: read by the engines, never changed after it is made.
 
@@ -75,11 +54,16 @@ class Dispatch:
       done with it.
     * *name*: the signal's name for events and messages.
     * *method*: the public method that was called (``"send_parallel"``...).
-    * *arguments*: the sender and the named arguments.
+    * *sender* and *named*: what every receiver is called with.
     * *robust*: whether failures become responses.
     * *timeout*: the signal's timeout in seconds, for wording messages only;
       *deadline* (``time.monotonic()``) is what limits the dispatch.
     * *on_failure*: the signal's failure hook (see :data:`FailureReporter`).
+
+    Frames that call receivers hold this value rather than the named
+    arguments themselves, and its ``repr`` names the keywords without their
+    values: traceback renderers that print frame locals (rich's, structlog's
+    ``dict_tracebacks``) then show no payload from parasignal's own frames.
 
     Lifetimes: the value holds the arguments, so it lives exactly as long as
     the dispatch: the engines drop it when the caller answers (see
@@ -87,36 +71,46 @@ class Dispatch:
     """
 
     __slots__ = (
-        "arguments",
         "deadline",
         "method",
         "name",
+        "named",
         "on_failure",
         "robust",
+        "sender",
         "signal",
         "timeout",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one positional field each, made once per send
         self,
         signal: object,
         name: str,
         method: str,
-        arguments: CallArguments,
-        *,
+        sender: object,
+        named: Mapping[str, Any],
         robust: bool,
         timeout: float | None,
         deadline: float | None,
         on_failure: FailureReporter,
+        /,
     ) -> None:
         self.signal = signal
         self.name = name
         self.method = method
-        self.arguments = arguments
+        self.sender = sender
+        self.named = named
         self.robust = robust
         self.timeout = timeout
         self.deadline = deadline
         self.on_failure = on_failure
+
+    def __repr__(self) -> str:
+        names = ", ".join(sorted(self.named))
+        return (
+            f"<parasignal dispatch {self.name}.{self.method}(): "
+            f"sender and {{{names}}} (values hidden)>"
+        )
 
     @property
     def where(self) -> str:
@@ -128,7 +122,6 @@ class Dispatch:
         receiver: Callable[..., Any],
         exc: BaseException,
         *,
-        sender: object,
         duration_ms: float,
         thread: str,
     ) -> None:
@@ -142,7 +135,7 @@ class Dispatch:
             self.on_failure,
             receiver,
             exc,
-            _events.FailureDetails(sender, self.method, duration_ms, thread),
+            _events.FailureDetails(self.sender, self.method, duration_ms, thread),
         )
 
     def report_unfinished(
@@ -157,7 +150,7 @@ class Dispatch:
             _events.emit_receiver_timeout(
                 signal=self.name,
                 receiver=receivers[index],
-                sender=self.arguments.sender,
+                sender=self.sender,
                 method=self.method,
                 timeout_s=math.inf if self.timeout is None else self.timeout,
             )
@@ -241,24 +234,22 @@ def call_in_order(dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -
     subclasses always propagate.
     """
     # The frame that catches receivers' exceptions, and so the first one
-    # their tracebacks show: it holds the arguments only inside
-    # CallArguments, whose repr hides their values from renderers that
-    # print frame locals.
+    # their tracebacks show: it holds the arguments only inside the
+    # dispatch, whose repr hides their values from renderers that print
+    # frame locals.
     signal = dispatch.signal
-    arguments = dispatch.arguments
     robust = dispatch.robust
     responses: Responses = []
     for receiver in receivers:
         started = time.perf_counter()
         try:
-            response = receiver(signal=signal, sender=arguments.sender, **arguments.named)
+            response = receiver(signal=signal, sender=dispatch.sender, **dispatch.named)
         except Exception as err:
             if not robust:
                 raise
             dispatch.report_failure(
                 receiver,
                 err,
-                sender=arguments.sender,
                 duration_ms=(time.perf_counter() - started) * 1000.0,
                 thread=threading.current_thread().name,
             )
@@ -271,4 +262,4 @@ def call_in_order(dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -
         # A robust failure's traceback holds this frame: without its
         # locals, the answer and the exceptions in it form no cycle, and
         # reference counting frees them once the caller drops the answer.
-        del responses, dispatch, arguments
+        del responses, dispatch

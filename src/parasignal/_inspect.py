@@ -20,9 +20,13 @@ __all__ = [
     "describe_receiver",
     "describe_sender",
     "find_module_name",
+    "is_coroutine_function",
 ]
 
 _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
+_CO_COROUTINE = inspect.CO_COROUTINE
+# What inspect.markcoroutinefunction() (Python 3.12+) marks a function with.
+_COROUTINE_MARK = getattr(inspect, "_is_coroutine_mark", None)
 _SENDER_REPR_LIMIT = 200
 
 
@@ -60,6 +64,25 @@ def accepts_kwargs(receiver: object) -> bool:
     except (TypeError, ValueError):
         return True
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def is_coroutine_function(receiver: object) -> bool:
+    """Answer ``inspect.iscoroutinefunction(receiver)``, as Django's ``connect`` asks it.
+
+    A plain function, or a method bound to one, is answered from its code
+    flags and ``markcoroutinefunction``'s mark, in constant time: that is
+    what :func:`inspect.iscoroutinefunction` concludes for them, at about a
+    third of its cost (it was half of what ``connect`` cost). Anything else
+    is asked of :func:`inspect.iscoroutinefunction` itself.
+    """
+    func = receiver.__func__ if type(receiver) is types.MethodType else receiver
+    if type(func) is not types.FunctionType:
+        return inspect.iscoroutinefunction(receiver)
+    if func.__code__.co_flags & _CO_COROUTINE:
+        return True
+    return _COROUTINE_MARK is not None and (
+        getattr(func, "_is_coroutine_marker", None) is _COROUTINE_MARK
+    )
 
 
 def describe_receiver(receiver: object) -> str:

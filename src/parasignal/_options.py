@@ -10,7 +10,13 @@ import math
 import numbers
 from concurrent.futures import Executor, ProcessPoolExecutor
 
-__all__ = ["check_executor", "check_max_workers", "check_name", "check_timeout"]
+__all__ = [
+    "check_executor",
+    "check_flag",
+    "check_max_workers",
+    "check_name",
+    "check_timeout",
+]
 
 
 def check_name(name: object) -> str | None:
@@ -61,3 +67,10 @@ def check_executor(executor: object) -> Executor | None:
             "receivers and their arguments are not sent to other processes."
         )
     return executor
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return *value* if it is a bool; else raise naming the option *name*."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}.")
+    return value

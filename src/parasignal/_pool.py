@@ -61,13 +61,16 @@ EXIT_GRACE_SECONDS: Final = 2.0
 
 
 class Task(Protocol):
-    """What a pool runs: ``run()`` on a worker, or ``cancel()`` if it never will."""
+    """What a pool runs: ``run()`` on a worker, or ``cancel()`` if it never will.
 
-    def run(self) -> None: ...
+    ``run()`` may return a callable for the worker to call once it has done
+    its own bookkeeping, just before it waits for more work (a wake-up of
+    whoever waits for the task: woken last, it finds the GIL free).
+    """
+
+    def run(self) -> Callable[[], None] | None: ...
 
     def cancel(self) -> None: ...
-
-    def cancel_unstarted(self) -> None: ...
 
 
 # What wakes a sleeping worker: "look at the queue again".
@@ -102,6 +105,20 @@ def add_release_hook(hook: Callable[[], None]) -> None:
 def on_worker_thread() -> bool:
     """Whether the calling thread is a worker of a parasignal pool."""
     return bool(getattr(_worker, "active", False))
+
+
+def _call_safely(call: Callable[[], None]) -> None:
+    try:
+        call()
+    except BaseException:  # noqa: BLE001 - a task's wake-up must not kill the worker
+        _report_task_failure()
+
+
+def _report_task_failure() -> None:
+    # A task's own failure (never a receiver's: the task records those).
+    if not isinstance(sys.exc_info()[1], SystemExit):
+        print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
+        traceback.print_exc(file=sys.stderr)
 
 
 def _release_worker() -> None:
@@ -144,7 +161,7 @@ class WorkerPool:
         self.max_workers = max_workers
         self.name_prefix = name_prefix
         self._names = itertools.count()
-        # Guards _tasks, _threads, _sleeping, _tracked and _shutdown. Held only
+        # Guards _tasks, _threads, _sleeping, _waking and _shutdown. Held only
         # for bookkeeping: never while a task runs, and no other lock is taken
         # while it is held (posting a wake-up token is a lock-free C call).
         self._lock = threading.Lock()
@@ -154,10 +171,16 @@ class WorkerPool:
         # for them yet. A token sent for nobody (after an interrupted post)
         # only makes a worker look at the queue once more: harmless.
         self._sleeping = 0
+        # Workers woken (a token sent, or just started) that have not yet
+        # looked at the queue. While they outnumber the queued tasks, a new
+        # task needs no wake-up of its own: one of them will take it. (Waking
+        # a thread costs the poster a system call, about 4 us here.)
+        self._waking = 0
         self._wakeups: queue.SimpleQueue[object] = queue.SimpleQueue()
-        # Dispatches in flight on this pool, for shutdown(cancel_futures=True).
-        self._tracked: set[Task] = set()
         self._shutdown = False
+        # Set by shutdown(cancel_futures=True), never unset; read without the
+        # lock by dispatches, which then start no more receivers.
+        self.cancelling = False
         _pools.add(self)
 
     def post(self, task: Task) -> None:
@@ -172,14 +195,18 @@ class WorkerPool:
             with self._lock:
                 if self._shutdown:
                     self._refuse()
-                if self._sleeping:
+                if self._waking > len(self._tasks):
+                    pass  # a worker on its way will take it
+                elif self._sleeping:
                     self._sleeping -= 1
+                    self._waking += 1
                     wake = True
                 elif len(self._threads) < self.max_workers:
                     # Before queueing: if the system refuses a thread, nothing
                     # is left queued. The new thread needs this lock for its
                     # first step, so it finds the task queued below.
                     self._start_worker_locked()
+                    self._waking += 1
                 self._tasks.append(task)
             if wake:
                 self._wakeups.put(_WAKE)
@@ -211,22 +238,6 @@ class WorkerPool:
                 except ValueError:
                     return count
                 count += 1
-
-    def track(self, task: Task) -> None:
-        """Remember a dispatch in flight, so shutdown can cancel what it has not started."""
-        with self._lock:
-            self._tracked.add(task)
-
-    def untrack(self, task: Task) -> None:
-        """Forget a dispatch that has answered. Idempotent."""
-        with self._lock:
-            self._tracked.discard(task)
-
-    @property
-    def tracked_count(self) -> int:
-        """How many dispatches are in flight on this pool (for tests and diagnostics)."""
-        with self._lock:
-            return len(self._tracked)
 
     @property
     def queued(self) -> int:
@@ -267,31 +278,40 @@ class WorkerPool:
         lock = self._lock
         tasks = self._tasks
         task: Task | None = None
+        # What the last task asked to be called just before this worker
+        # waits (see Task): None once called.
+        after: Callable[[], None] | None = None
         worked = False  # ran a task since it last went idle
+        woken = True  # counted in _waking (a new worker is, too)
         try:
             while True:
                 with lock:
+                    if woken:
+                        woken = False
+                        self._waking -= 1
                     if tasks:
                         task = tasks.popleft()
                     elif self._shutdown:
-                        return
+                        task = None
                     else:
                         self._sleeping += 1
+                if after is not None:
+                    _call_safely(after)
+                    after = None
                 if task is None:
-                    if worked and _release_hooks:
-                        # Going idle: nothing is queued for this worker.
-                        worked = False
-                        _release_worker()
-                    self._wakeups.get()
+                    if self._shutdown and not tasks:
+                        return
+                    self._idle(worked)
+                    worked = False
+                    woken = True
                     continue
                 try:
-                    task.run()
-                except BaseException as exc:  # noqa: BLE001 - a task must not kill the worker
-                    if not isinstance(exc, SystemExit):
-                        print("parasignal: a worker task failed unexpectedly:", file=sys.stderr)  # noqa: T201
-                        traceback.print_exc(file=sys.stderr)
+                    after = task.run()
+                except BaseException:  # noqa: BLE001 - a task must not kill the worker
+                    _report_task_failure()
                 # Dropped before looking for the next task, so a worker that
-                # then sleeps holds nothing of the dispatch it ran.
+                # then sleeps holds nothing of the dispatch it ran (the wake-up
+                # it asked for is called before it sleeps).
                 task = None
                 worked = True
         finally:
@@ -299,6 +319,13 @@ class WorkerPool:
                 self._threads.discard(me)
             if _release_hooks:
                 _release_worker()  # exiting
+
+    def _idle(self, worked: bool) -> None:
+        # Nothing is queued for this worker: release what the thread holds
+        # (if it ran anything since it last went idle), then sleep until woken.
+        if worked and _release_hooks:
+            _release_worker()
+        self._wakeups.get()
 
     @property
     def thread_count(self) -> int:
@@ -310,28 +337,26 @@ class WorkerPool:
         """Stop accepting tasks and let the workers exit once the queue drains.
 
         With *cancel_futures*, receivers that have not started never start:
-        queued helpers get ``cancel()`` and dispatches in flight get
-        ``cancel_unstarted()``. With *wait*, block until every worker has
-        exited, except on a parasignal worker thread (from a receiver), which
-        never waits: two receivers shutting down each other's pools would
-        wait for each other forever. Safe to call several times and from
-        several threads.
+        queued helpers get ``cancel()``, and dispatches in flight see
+        :attr:`cancelling` before they start another receiver. With *wait*,
+        block until every worker has exited, except on a parasignal worker
+        thread (from a receiver), which never waits: two receivers shutting
+        down each other's pools would wait for each other forever. Safe to
+        call several times and from several threads.
         """
         with self._lock:
             self._shutdown = True
-            tracked = list(self._tracked) if cancel_futures else []
             dropped: list[Task] = []
             if cancel_futures:
+                self.cancelling = True
                 dropped = list(self._tasks)
                 self._tasks.clear()
             sleeping, self._sleeping = self._sleeping, 0
-        # Outside the lock: cancel() and cancel_unstarted() take the
-        # dispatch's own lock.
-        for task in tracked:
-            task.cancel_unstarted()
+            self._waking += sleeping
+        # Outside the lock: cancel() takes the dispatch's own lock.
         for task in dropped:
             task.cancel()
-        del dropped, tracked
+        del dropped
         # Every sleeping worker wakes, finds the queue empty (or drains it)
         # and, seeing the shutdown, exits.
         for _ in range(sleeping):
@@ -361,7 +386,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._threads = set()
         self._sleeping = 0
-        self._tracked = set()
+        self._waking = 0
         self._tasks = collections.deque()
         self._wakeups = queue.SimpleQueue()
         self._shutdown = True
@@ -466,6 +491,20 @@ class PoolOwner:
     @property
     def own_pool(self) -> WorkerPool | None:
         """The signal's own pool, if it has been created (for tests and diagnostics)."""
+        return self._pool
+
+    def ready(self) -> Executor | WorkerPool | None:
+        """Return where the next dispatch runs if nothing needs checking or creating, else None.
+
+        The dispatch path's shortcut: None sends the caller to
+        :meth:`executor_for`, which checks, creates or refuses.
+        """
+        if self._closed:
+            return None
+        if self.executor is not None:
+            return self.executor
+        if self.max_workers is None:
+            return _default
         return self._pool
 
     def executor_for(self, name: str) -> Executor | WorkerPool:

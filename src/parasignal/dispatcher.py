@@ -23,7 +23,6 @@ ever waited on, while it is held.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -31,14 +30,13 @@ from typing import Any, NoReturn, TypeVar
 
 from . import _async, _events, _inline, _options
 from ._dispatch import (
-    CallArguments,
     Dispatch,
     Responses,
     call_in_order,
     deadline_after,
 )
-from ._fanout import run_batch
-from ._inspect import accepts_kwargs, definition_site, find_module_name
+from ._fanout import in_helper, run_alone, run_batch
+from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
 from ._pool import PoolOwner, WorkerPool
 from ._receivers import NO_RECEIVERS, NONE_ID, Receivers
 
@@ -83,9 +81,14 @@ class Signal:
     * neither: use the process-wide shared pool (64 threads, named
       ``parasignal_N``), created on first use.
     * *timeout*: seconds a whole parallel dispatch may take; ``None`` waits.
+    * *caller_runs*: whether, without a *timeout*, the calling thread runs
+      receivers too, alongside the pool's threads (the default; see
+      :meth:`send_parallel`, "Threads"). ``False``: receivers run only on
+      the pool's threads.
 
-    Bad values raise :class:`TypeError` or :class:`ValueError` here, naming
-    the argument and the value.
+    Bad values raise :class:`TypeError` or :class:`ValueError` here, and
+    when these attributes are assigned later, naming the argument and the
+    value.
 
     Public attributes, as in Django: ``receivers`` (a list of
     ``((receiver_key, sender_key), receiver_or_weakref, sender_weakref_or_None,
@@ -108,6 +111,7 @@ class Signal:
         executor: Executor | None = None,
         max_workers: int | None = None,
         timeout: float | None = None,
+        caller_runs: bool = True,
     ) -> None:
         name = _options.check_name(name)
         executor = _options.check_executor(executor)
@@ -118,6 +122,7 @@ class Signal:
                 f"and max_workers={max_workers!r})."
             )
         self._timeout = _options.check_timeout(timeout)
+        self._caller_runs = _options.check_flag("caller_runs", caller_runs)
         self._name = name
         # Who is connected (the public receivers, lock, use_caching and
         # sender_receivers_cache live there).
@@ -205,6 +210,15 @@ class Signal:
     @timeout.setter
     def timeout(self, value: float | None) -> None:
         self._timeout = _options.check_timeout(value)
+
+    @property
+    def caller_runs(self) -> bool:
+        """Whether, without a timeout, the calling thread runs receivers too."""
+        return self._caller_runs
+
+    @caller_runs.setter
+    def caller_runs(self, value: bool) -> None:
+        self._caller_runs = _options.check_flag("caller_runs", value)
 
     @property
     def executor(self) -> Executor | None:
@@ -297,7 +311,7 @@ class Signal:
             # as in Django, receivers are then matched by its id() alone.
             with contextlib.suppress(TypeError):
                 sender_ref = connections.weak_reference(sender)
-        entry = (lookup_key, reference, sender_ref, inspect.iscoroutinefunction(receiver))
+        entry = (lookup_key, reference, sender_ref, is_coroutine_function(receiver))
         connections.add(lookup_key, entry)
 
     def disconnect(
@@ -377,7 +391,10 @@ class Signal:
         responses = call_in_order(dispatch, [r for get in sync if (r := get()) is not None])
         if async_:
             responses += self._run_async(async_, dispatch)
-        return responses
+        try:
+            return responses
+        finally:
+            del responses  # no cycle through a failure's traceback (see _send_parallel)
 
     def _run_async(self, getters: Sequence[Callable[[], Any]], dispatch: Dispatch) -> Responses:
         # The async receivers of a send from sync code: on a loop of their own.
@@ -505,7 +522,7 @@ class Signal:
         sync, async_ = self._live_receivers(sender)
         if not (sync or async_):
             return []
-        executor = self._executor(method) if sync else None
+        executor = self._executor(method) if sync else None  # None when inline
         dispatch = self._dispatch(
             method, sender, named, robust=robust, deadline=deadline_after(self._timeout)
         )
@@ -571,17 +588,32 @@ class Signal:
         receivers = [r for get in sync if (r := get()) is not None]
         if not (receivers or async_):
             return []
-        dispatch = self._dispatch(
-            method, sender, named, robust=robust, deadline=deadline_after(self._timeout)
-        )
+        timeout = self._timeout
+        deadline = None if timeout is None else deadline_after(timeout)
+        dispatch = self._dispatch(method, sender, named, robust=robust, deadline=deadline)
         responses: Responses = []
         if receivers:
-            responses = run_batch(dispatch, receivers, self._executor(method))
+            executor = self._executor(method)
+            # The calling thread takes part without a deadline (it could not
+            # leave a receiver that hangs), and always in a dispatch nested
+            # in a helper, whose pool may have no other free thread.
+            caller_runs = (deadline is None and self._caller_runs) or in_helper()
+            if len(receivers) == 1 and (caller_runs or executor is None):
+                # Nothing could run beside it: no batch, no helper.
+                responses = run_alone(dispatch, receivers[0])
+            else:
+                responses = run_batch(dispatch, receivers, executor, caller_runs=caller_runs)
         if async_:
             # As send() does: after the sync receivers, on an event loop of
             # their own in this thread, within what is left of the deadline.
             responses += self._run_async(async_, dispatch)
-        return responses
+        try:
+            return responses
+        finally:
+            # A robust failure of a receiver this thread ran has a traceback
+            # whose frames lead back here: without the answer in this frame,
+            # the answer and its exceptions form no cycle.
+            del responses
 
     def _dispatch(
         self,
@@ -595,26 +627,33 @@ class Signal:
         """Make the value one dispatch hands down to whatever calls the receivers."""
         return Dispatch(
             self,
-            self._display_name(),
+            self._name or self._found_name or self._display_name(),
             method,
-            CallArguments(sender, named),
-            robust=robust,
-            timeout=self._timeout,
-            deadline=deadline,
-            on_failure=self._report_failure,
+            sender,
+            named,
+            robust,
+            self._timeout,
+            deadline,
+            self._report_failure,
         )
 
-    def _executor(self, method: str) -> Executor | WorkerPool:
-        """Return where a parallel dispatch runs, or raise RuntimeError naming the signal."""
-        try:
-            executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
-        except RuntimeError as exc:
-            self._refuse(method, exc)
+    def _executor(self, method: str) -> Executor | WorkerPool | None:
+        """Return where a parallel dispatch runs, or raise RuntimeError naming the signal.
+
+        None in inline mode (``parasignal.testing.inline()``): the calling
+        thread runs every receiver.
+        """
+        executor = self._pools.ready()
+        if executor is None:
+            try:
+                executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
+            except RuntimeError as exc:
+                self._refuse(method, exc)
         if _inline.active():
             # parasignal.testing.inline(): on this thread, one receiver
             # after another, through the same engine (same answer, same
             # failure rules, same events).
-            return _inline.EXECUTOR
+            return None
         return executor
 
     def _refuse(self, method: str, exc: RuntimeError | None) -> NoReturn:

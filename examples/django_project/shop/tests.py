@@ -42,8 +42,11 @@ BURST = 200
 PROC_FD = Path("/proc/self/fd")
 
 #: A signal whose receivers all use the ORM: read, update (the example's own
-#: mark_notified) and insert.
-order_stored = Signal(name="shop.tests.order_stored")
+#: mark_notified) and insert. ``caller_runs=False``: every receiver runs on a
+#: worker, whose connections are what these tests are about (without it, the
+#: calling thread would run some of them itself, on its own connection, as
+#: ``send`` does: see ``test_receivers_the_caller_runs_use_its_own_connection``).
+order_stored = Signal(name="shop.tests.order_stored", caller_runs=False)
 
 
 def find_item(order_id: int, **kwargs: Any) -> str:
@@ -207,6 +210,15 @@ class WorkerConnectionTests(TransactionTestCase):
             self.assert_only_the_tests_own_connection_is_open()
         # The burst's own caller threads used the ORM only through receivers.
         self.assertEqual(AuditEntry.objects.filter(action="notified").count(), BURST)
+
+    def test_receivers_the_caller_runs_use_its_own_connection(self) -> None:
+        """Without a timeout the caller takes part: what it runs uses its connection, as in send."""
+        taking_part = Signal(name="shop.tests.taking_part")
+        taking_part.connect(find_item, sender=Order)
+        for _ in range(BURST):
+            responses = taking_part.send_parallel(sender=Order, order_id=self.order.pk)
+            self.assertEqual([v for _, v in responses], ["book"])
+        self.assert_only_the_tests_own_connection_is_open()
 
     def test_the_on_commit_recipe_sends_after_the_commit(self) -> None:
         """Receivers run once the order is committed, on workers that can see it."""
