@@ -2,40 +2,22 @@
 
 One dispatch is a :class:`Batch`: the receivers to call, in connection order,
 and a slot for each one's outcome. *Runners* claim receivers one at a time,
-in order, and call them: the calling thread (when it may take part) and
+in order, and call them: the calling thread (when it takes part) and
 *helpers*, pool tasks that run the same loop on worker threads. No task per
 receiver: a ``submit()`` and ``result()`` each would cost many times a quick
-receiver.
+receiver. A claim is a ticket drawn from a counter (``next()``, atomic under
+the GIL), so claims take no lock; the receivers claimed are always the first
+ones, and a claimed receiver always runs.
 
-The scheduler: one rule, the wake chain
----------------------------------------
-Whenever a runner claims a receiver and others are still unclaimed, it makes
-sure one helper is on its way: if none is pending (posted, not yet started)
-and the dispatch may have more, it posts one. A helper that starts clears the
-pending mark, claims, and so passes the chain on. So:
-
-* Quick receivers are run by whoever runs first; the helper woken for them
-  finds little or nothing left. With the GIL, a second thread cannot make
-  quick receivers faster, so waking more would only cost wake-ups. (Measured
-  here: 100 no-op receivers run by one thread in about 30 us; a thread
-  wake-up costs 15 to 40 us.)
-* Slow receivers (blocked on IO, so the GIL is free) hold their runner, and
-  each new helper claims the next receiver and wakes the next helper: every
-  slow receiver gets a thread within one wake-up of the previous one, and no
-  more threads wake than receivers are waiting. (32 receivers sleeping 10 ms
-  each: about 10.9 ms here, where releasing 32 parked threads that each sleep
-  10 ms takes about 11 ms.)
-* At most one helper per dispatch waits in a pool's queue, so a saturated pool
-  holds one queued task per dispatch, not one per receiver.
-
-Who runs receivers (the caller taking part)
--------------------------------------------
+Who runs receivers: the caller taking part
+------------------------------------------
 Without a deadline (the signal has no ``timeout``), and unless the signal
-says ``caller_runs=False``, the calling thread is a runner too, claiming
-receivers in order like any helper: it posts the first helper, then runs
-what it claims, then waits for the receivers helpers still run. A dispatch
-of one receiver, or of quick ones, then costs about what ``send`` costs.
-Those receivers run on the caller's thread, with its thread-locals (a Django
+says ``caller_runs=False``, the calling thread is a runner: it claims and
+runs receivers like any helper, then waits for those helpers still run. A
+dispatch of one receiver, or of quick ones, then costs about what ``send``
+costs (100 no-op receivers: about 1.1x Django's ``send`` here, where
+handing them to a worker costs 3x: a thread wake-up is 15 to 40 us). Those
+receivers run on the caller's thread, with its thread-locals (a Django
 database connection is the caller's, as in ``send``).
 
 With a deadline the caller never runs a receiver (one that hangs would keep
@@ -46,10 +28,39 @@ A dispatch made from inside a receiver on a pool worker thread (re-entrancy)
 always takes part: its pool may have no other free thread (``max_workers=1``),
 and a worker waiting for helpers that cannot start would wait forever.
 
+The scheduler: one rule, the wake chain
+---------------------------------------
+Whenever a runner claims a receiver and others are still unclaimed, it makes
+sure one helper is on its way: if none is pending (posted, not yet started)
+and the dispatch may have more, it posts one. A helper that starts clears the
+pending mark, claims, and so passes the chain on. So:
+
+* Slow receivers (blocked on IO, so the GIL is free) hold their runner, and
+  each new helper claims the next receiver and wakes the next helper: every
+  slow receiver gets a thread within one wake-up of the previous one, and no
+  more threads wake than receivers wait. (32 receivers sleeping 10 ms each:
+  within a few percent of releasing 32 parked threads that each sleep 10 ms;
+  see the README's figures.)
+* Quick receivers are run by whoever runs first: a helper woken for them
+  needs the GIL, which the runner holds until it is done, and finds little
+  or nothing left. With the GIL a second thread cannot make them faster.
+* At most one helper per dispatch waits in a pool's queue, so a saturated
+  pool holds one queued task per dispatch, not one per receiver.
+
+When the chain starts: at the first claim if the caller takes part (it
+cannot watch for slow receivers: it may be running one) or waits in an event
+loop (which cannot time short steps). A caller blocked on a deadline waits in
+growing steps instead (100 us, doubling up to 6.4 ms) and starts the chain
+only after a step in which no receiver finished while some wait unclaimed:
+quick receivers are then run by the first helper alone, and no other woken
+thread competes with the caller for the GIL when they are done (100 no-op
+receivers with a deadline: about 40 us sooner here).
+
 Claiming in order gives ``send``'s failure semantics: when receiver *j*
-fails, every receiver before it has been claimed and will finish, and no
-runner claims another, so receivers after *j* that had not started never
-start.
+fails, every receiver before it has been claimed and will finish, and runners
+claim no more once they see the batch stopped, so receivers after *j* that
+had not started never start (one claimed just as *j* failed still runs,
+concurrently with it, as if claimed a moment earlier).
 
 Reference lifetimes (nothing outlives a dispatch)
 -------------------------------------------------
@@ -58,45 +69,49 @@ with the sender and named arguments, the results, the exceptions and the
 contexts) lives in one ``_Work`` value, referenced by ``Batch.work`` and by
 nobody else for long:
 
-* The caller holds it while it waits. When it answers (returns or raises,
-  an interrupt included), ``Batch.settle`` detaches it (``work = None``)
-  under the batch's lock and withdraws a helper still queued
-  (``WorkerPool.withdraw``, or ``Future.cancel`` on a user's executor); the
-  caller's frames drop it on return.
-* A runner touches ``work`` only while it holds the batch's lock: for each
-  receiver it takes out the receiver, the dispatch value and a copy of the
-  context and lets go of ``work`` before releasing the lock and calling.
-  Afterwards, in one hold of the lock, it stores the outcome, counts the
-  receiver finished and lets go of what it held, before claiming the next.
-  So a receiver counts as finished only once its runner holds nothing of it,
-  and a caller that answers (its settling takes the lock) leaves no helper
-  holding anything of the dispatch, except a receiver still running after
-  the answer (past the deadline, or after a failure was raised), whose
-  helper frame holds that receiver, its context and the dispatch value (the
-  call's arguments) until it returns. Late outcomes find ``work`` gone and
-  are dropped once the lock is released (never under it: a finalizer may
-  dispatch); a late failure is logged by the helper that saw it.
+* The caller holds it, in its frames, until it answers (returns or raises,
+  an interrupt included): ``Batch.settle`` then detaches it
+  (``work = None``) under the batch's lock, waits out any helper still in a
+  window (below), and withdraws a helper still queued
+  (``WorkerPool.withdraw``, or ``Future.cancel`` on a user's executor). The
+  caller's frames drop it on return; its own loop (``_run_as_caller``)
+  clears its locals before it leaves, so that no failure's traceback keeps
+  them.
+* A helper touches ``work`` only inside a *window*, marked by its
+  ``_Slot.holding`` flag: to claim a receiver (taking out the receiver, the
+  dispatch value and a copy of the context) and to store its outcome. It
+  lets go of ``work`` before it closes the window and calls the receiver,
+  and of the receiver, its context and outcome before it counts it finished.
+  The caller, once it has detached ``work``, waits while any helper's flag
+  is up (a window lasts a few bytecodes). So once the caller has answered,
+  no helper holds anything of the dispatch, except a receiver still running
+  (past the deadline, or after a failure was raised), whose helper frame
+  holds that receiver, its context and the dispatch value (the call's
+  arguments) until it returns. Late outcomes find ``work`` gone and are
+  dropped outside the window (a finalizer may dispatch); a late failure is
+  logged by the helper that saw it.
 * Queued helpers are the ``Batch`` itself, which after settling holds only
   counters, its locks and the executor: a helper that starts late finds
   ``work`` gone and returns at once. Pool workers drop each task before they
-  wait for the next (``WorkerPool._work``).
+  wait for the next (``WorkerPool._work``); the wake-up a task hands back to
+  its worker (to call just before it sleeps) refers to the batch alone.
 * Cycles: none on the success path. On failure paths the exception's
-  traceback holds the frames that caught it (``_run``), which have cleared
-  their locals by then; ``_answer`` deletes its own references to the
-  exception before raising it.
+  traceback holds the frames that caught it, which have cleared their
+  locals of the dispatch by then; ``_answer`` deletes its own references to
+  the exception before raising it.
 
 Locks (none is held while a receiver runs, is waited on, or is posted)
 ----------------------------------------------------------------------
 ========================  ==============================================  =====================
 lock                      guards                                          taken by
 ========================  ==============================================  =====================
-``Batch._lock``           ``work`` and its detachment, every counter,     the caller, helpers,
-                          ``stop``, ``failures``, ``cancelled``,          pool and future
-                          ``_futures``                                    callbacks
+``Batch._lock``           ``work``'s detachment, ``stop``, ``failures``,  the caller, helpers
+                          ``cancelled``, the runner and helper counts,    (start, failure,
+                          ``_futures``, the decision                      exit), pool callbacks
 ``Batch._done``           not a mutex: released once, when the answer     runners (release),
                           is decided, to wake the caller                  the caller (acquire)
-``WorkerPool._lock``      the task queue, threads, sleepers, the          posters, workers,
-                          shutdown flags                                  shutdown
+``WorkerPool._lock``      the task queue, threads, sleepers, workers on   posters, workers,
+                          their way, the shutdown flags                   shutdown
 ``Receivers.lock``        the receiver bookkeeping (``Signal.lock``)      connect, dispatch
 ========================  ==============================================  =====================
 
@@ -104,7 +119,8 @@ No lock is taken while another is held: helpers are posted and withdrawn
 only after the batch's lock is released, ``WorkerPool.shutdown`` cancels
 dropped helpers only after releasing the pool's, and futures of a user's
 executor are cancelled outside the batch's lock (cancelling runs their
-callbacks, which take it). Weakref callbacks only raise a flag
+callbacks, which take it). Windows are not locks: the caller waits one out
+by sleeping, holding no lock. Weakref callbacks only raise a flag
 (``_receivers``).
 """
 
@@ -397,15 +413,20 @@ class Batch:
         clock = time.perf_counter
         mine = 0  # receivers this thread finished
         try:
-            while True:
-                if pool is not None and pool.cancelling:
-                    self._cancel_unstarted()
-                    break
-                index = next(tickets)
+            # A for loop draws the tickets: cheaper than next() per receiver.
+            for index in tickets:
                 if index >= n:
                     break
-                if chain and not self._pending and index + 1 < n:
-                    self._chain()
+                if not self._pending:
+                    # No helper is queued: post one for the receivers after
+                    # this one, and see a cancelling shutdown for ourselves
+                    # (with a helper queued, the shutdown drops it, which
+                    # stops the batch: see cancel()).
+                    if pool is not None and pool.cancelling:
+                        self._cancel_unstarted()
+                        break
+                    if chain and index + 1 < n:
+                        self._chain()
                 receiver = receivers[index]
                 ctx = context.copy()
                 started = clock()
@@ -506,9 +527,16 @@ class Batch:
             wake()
 
     def cancel(self) -> None:
-        """Account for this helper being dropped unrun (the pool's Task protocol)."""
+        """Account for this helper being dropped unrun (the pool's Task protocol).
+
+        Only a cancelling shutdown of the executor drops a helper (ours are
+        withdrawn without this), so no receiver may start any more: those
+        that did not start are answered with ``CancelledError``.
+        """
         with self._lock:
             self._pending -= 1
+            if not self.stop:
+                self.stop = self.cancelled = True
             decided = self._decide_locked()
         if decided:
             self._wake()
@@ -701,6 +729,11 @@ class Batch:
         caller = self._caller_finished
         if caller is not None and caller + len(self._helper_finishes) >= self.n:
             done = self._complete = True
+        elif self.cancelled:
+            # The pool cancelled our work: every receiver that started has
+            # finished once no runner is left (one claimed just as the
+            # cancel came may never have started).
+            done = not self._runners
         elif self._first_failure < self.n:
             # After a failure that ends the dispatch, only the receivers
             # before it matter (all of them were claimed, so all will finish).
@@ -857,10 +890,11 @@ class Batch:
             else:
                 if timed_out and self._decided:
                     timed_out = False  # decided just as the deadline passed
-                # A copy: helpers still running write to the original list
-                # (and drop what they wrote with it).
-                results = list(work.results)
+                # A copy, unless every receiver finished: helpers still
+                # running write to the original list (and drop what they
+                # wrote with it).
                 complete = self._complete and not self.failures
+                results = work.results if self._complete else list(work.results)
                 settled = _Settled(timed_out, complete, work, results, self.failures)
             self.stop = True
             self._answered = self._decided = True
@@ -970,9 +1004,14 @@ def run_alone(dispatch: Dispatch, receiver: Callable[..., Any]) -> Responses:
     part, without a batch: nothing else could run beside it anyway.
     """
     ctx = contextvars.copy_context()
+    named = dispatch.named
     started = time.perf_counter()
     try:
-        value = ctx.run(receiver, signal=dispatch.signal, sender=dispatch.sender, **dispatch.named)
+        # Literal keywords when there are no named arguments (see the loops).
+        if named:
+            value = ctx.run(receiver, signal=dispatch.signal, sender=dispatch.sender, **named)
+        else:
+            value = ctx.run(receiver, signal=dispatch.signal, sender=dispatch.sender)
     except Exception as exc:
         if not dispatch.robust:
             raise
@@ -988,7 +1027,7 @@ def run_alone(dispatch: Dispatch, receiver: Callable[..., Any]) -> Responses:
         return [(receiver, value)]
     finally:
         # A robust failure's traceback holds this frame: no cycle through it.
-        del value, dispatch
+        del value, dispatch, named
 
 
 def _answer(batch: Batch, settled: _Settled) -> Responses:

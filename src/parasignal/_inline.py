@@ -20,29 +20,31 @@ import threading
 
 __all__ = ["active", "enter", "leave"]
 
-# Guards _depth: how many inline() blocks are open, in any thread. Process-wide
+# Guards depth: how many inline() blocks are open, in any thread. Process-wide
 # on purpose: a test's dispatches may come from threads the test started.
 _lock = threading.Lock()
-_depth = 0
+#: How many inline() blocks are open; nonzero means inline mode is on. Read
+#: without the lock (one int, atomically), on every parallel dispatch.
+depth = 0
 
 
 def active() -> bool:
-    """Whether inline mode is on (read without the lock: one int, atomically)."""
-    return _depth > 0
+    """Whether inline mode is on."""
+    return depth > 0
 
 
 def enter() -> None:
     """Turn inline mode on; nestable, it stays on until each call has been undone."""
-    global _depth  # noqa: PLW0603 - inline mode is process-wide state by design
+    global depth  # noqa: PLW0603 - inline mode is process-wide state by design
     with _lock:
-        _depth += 1
+        depth += 1
 
 
 def leave() -> None:
     """Undo one :func:`enter`."""
-    global _depth  # noqa: PLW0603 - see enter()
+    global depth  # noqa: PLW0603 - see enter()
     with _lock:
-        if _depth <= 0:
+        if depth <= 0:
             msg = "parasignal inline mode was left more often than it was entered."
             raise RuntimeError(msg)
-        _depth -= 1
+        depth -= 1

@@ -469,7 +469,7 @@ class PoolOwner:
     dispatches; a change of *max_workers* applies to a pool not yet created.
     """
 
-    __slots__ = ("__weakref__", "_closed", "_lock", "_pool", "executor", "max_workers")
+    __slots__ = ("__weakref__", "_lock", "_pool", "closed", "executor", "max_workers")
 
     def __init__(self, executor: Executor | None, max_workers: int | None) -> None:
         self.executor = executor
@@ -477,16 +477,11 @@ class PoolOwner:
         # Guards _pool and _closed: creating the own pool, and shutting it down.
         self._lock = threading.Lock()
         self._pool: WorkerPool | None = None
-        # Set by shutdown(), never unset. Written under _lock; read without it
-        # on the dispatch path, where a stale False only lets a dispatch reach
-        # the lock below, which then refuses it.
-        self._closed = False
+        # Whether shutdown() was called: set under _lock, never unset. Read
+        # without it on the dispatch path, where a stale False only lets a
+        # dispatch reach the lock below, which then refuses it.
+        self.closed = False
         _owners.add(self)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`shutdown` was called."""
-        return self._closed
 
     @property
     def own_pool(self) -> WorkerPool | None:
@@ -499,7 +494,7 @@ class PoolOwner:
         The dispatch path's shortcut: None sends the caller to
         :meth:`executor_for`, which checks, creates or refuses.
         """
-        if self._closed:
+        if self.closed:
             return None
         if self.executor is not None:
             return self.executor
@@ -532,14 +527,14 @@ class PoolOwner:
         return pool
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             msg = "the signal has been shut down"
             raise RuntimeError(msg)
 
     def shutdown(self, wait: bool, *, cancel_futures: bool) -> None:
         """Refuse every later dispatch and shut the own pool down (see Signal.shutdown)."""
         with self._lock:
-            self._closed = True
+            self.closed = True
             pool = self._pool
         if pool is not None:
             pool.shutdown(wait, cancel_futures=cancel_futures)

@@ -79,18 +79,31 @@ class Snapshot:
     length; every change made through the API changes one or the other.
     """
 
-    __slots__ = ("_entries", "any_sender", "length", "per_sender", "source", "specific")
+    __slots__ = (
+        "_entries",
+        "any_sender",
+        "length",
+        "per_sender",
+        "source",
+        "specific",
+        "strong_any_sender",
+    )
 
     def __init__(self, entries: list[Any]) -> None:
         self.source = entries
         self.length = len(entries)
         flat = tuple((entry[0][1], _getter(entry[1]), bool(entry[3])) for entry in entries)
         self.specific = frozenset(k for k, _, _ in flat if k != NONE_ID)
+        # The receivers themselves when the common case below holds and all
+        # are held strongly: dispatch then needs no getter calls at all.
+        self.strong_any_sender: tuple[Callable[..., Any], ...] | None = None
         if not self.specific and not any(is_async for _, _, is_async in flat):
             # The common case: every receiver is sync and listens to every
             # sender, so one tuple serves all sends.
             self.any_sender: View = (tuple(g for _, g, _ in flat), ())
             self._entries: tuple[tuple[object, Getter, bool], ...] = ()
+            if not any(isinstance(entry[1], weakref.ReferenceType) for entry in entries):
+                self.strong_any_sender = tuple(entry[1] for entry in entries)
         else:
             self._entries = flat
             self.any_sender = self._view(NONE_ID)
@@ -293,7 +306,19 @@ class Receivers:
         ):
             with self.lock:
                 snapshot = self._snapshot_locked()
+        if not snapshot.specific:
+            return snapshot.any_sender  # the common case, without a call
         return snapshot.for_sender(sender, make_id)
+
+    def strong_receivers(self, sync: tuple[Getter, ...]) -> tuple[Callable[..., Any], ...] | None:
+        """Return the receivers behind *sync* (a view's getters) if all are held strongly.
+
+        None when they may not be (the caller then calls the getters).
+        """
+        snapshot = self._snapshot
+        if snapshot is None or sync is not snapshot.any_sender[0]:
+            return None
+        return snapshot.strong_any_sender
 
     def weak_reference(self, target: Any, ref_type: Any = weakref.ref) -> Any:
         """Return a weak reference to *target* whose death this registry notices."""

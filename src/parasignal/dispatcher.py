@@ -26,7 +26,7 @@ import contextlib
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from . import _async, _events, _inline, _options
 from ._dispatch import (
@@ -56,6 +56,11 @@ def _make_id(target: object) -> object:
     if hasattr(target, "__func__"):
         return (id(target.__self__), id(target.__func__))  # type: ignore[attr-defined]
     return id(target)
+
+
+# Whether a dispatch is robust, passed positionally on the hot path.
+_ROBUST: Final = True
+_RAISING: Final = False
 
 
 def _make_id_now(target: object) -> object:
@@ -561,7 +566,7 @@ class Signal:
         it never deadlocks, even with ``max_workers=1``; receivers it runs
         itself are not bounded by the nested call's deadline.
         """
-        return self._send_parallel(sender, named, robust=False, method="send_parallel")
+        return self._send_parallel(sender, named, _RAISING, "send_parallel")
 
     def send_parallel_robust(
         self, sender: object, **named: Any
@@ -575,25 +580,49 @@ class Signal:
         and is logged as ``signal.receiver_timeout``. Exceptions that are not
         ``Exception`` subclasses propagate, as in :meth:`send_robust`.
         """
-        return self._send_parallel(sender, named, robust=True, method="send_parallel_robust")
+        return self._send_parallel(sender, named, _ROBUST, "send_parallel_robust")
 
     def _send_parallel(
-        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
+        self, sender: object, named: Mapping[str, Any], robust: bool, method: str
     ) -> Responses:
+        # The hot path of the library's main feature: names are looked up
+        # once, and nothing is built that a quick dispatch does not need.
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
-        if not self._connections.entries:
+        connections = self._connections
+        if not connections.entries:
             return []
-        sync, async_ = self._connections.view(sender, _make_id_now)
-        receivers = [r for get in sync if (r := get()) is not None]
+        sync, async_ = connections.view(sender, _make_id_now)
+        receivers: Sequence[Callable[..., Any]]
+        if len(sync) == 1:
+            # One receiver (the common case): no comprehension to set up.
+            receiver = sync[0]()
+            receivers = [] if receiver is None else [receiver]
+            del receiver
+        else:
+            receivers = connections.strong_receivers(sync) or [
+                r for get in sync if (r := get()) is not None
+            ]
         if not (receivers or async_):
             return []
         timeout = self._timeout
         deadline = None if timeout is None else deadline_after(timeout)
-        dispatch = self._dispatch(method, sender, named, robust=robust, deadline=deadline)
+        dispatch = Dispatch(
+            self,
+            self._name or self._found_name or self._display_name(),
+            method,
+            sender,
+            named,
+            robust,
+            timeout,
+            deadline,
+            self._report_failure,
+        )
         responses: Responses = []
         if receivers:
-            executor = self._executor(method)
+            executor = self._pools.ready()
+            if executor is None or _inline.depth:
+                executor = self._executor(method)
             # The calling thread takes part without a deadline (it could not
             # leave a receiver that hangs), and always in a dispatch nested
             # in a helper, whose pool may have no other free thread.
@@ -649,7 +678,7 @@ class Signal:
                 executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
             except RuntimeError as exc:
                 self._refuse(method, exc)
-        if _inline.active():
+        if _inline.depth:
             # parasignal.testing.inline(): on this thread, one receiver
             # after another, through the same engine (same answer, same
             # failure rules, same events).
