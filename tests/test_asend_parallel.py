@@ -297,7 +297,8 @@ def test_the_deadline_names_unfinished_sync_receivers(logs: list[Any]) -> None:
     finally:
         release.set()
     assert [(e["event"], e["method"]) for e in logs] == [
-        ("signal.receiver_timeout", "asend_parallel")
+        ("signal.dispatch_timeout", "asend_parallel"),
+        ("signal.receiver_timeout", "asend_parallel"),
     ]
 
 
@@ -331,7 +332,9 @@ def test_robust_deadline_cancels_async_receivers_and_returns_timeout_errors(
     assert isinstance(responses[1][1], TimeoutError)
     assert responses[2][1] == "async_a"
     assert cancelled == [True]
-    assert [e["method"] for e in logs] == ["asend_parallel_robust"] * 2
+    # The sync receiver's timed-out dispatch, then the async receiver's: one
+    # dispatch event and one receiver event each.
+    assert [e["method"] for e in logs] == ["asend_parallel_robust"] * 4
 
 
 # -- cancellation -------------------------------------------------------------------

@@ -27,7 +27,28 @@ FAILURE_KEYS = {
     "thread_name",
     "exc_info",
 }
-TIMEOUT_KEYS = {"event", "log_level", "signal", "receiver", "sender", "method", "timeout_s"}
+TIMEOUT_KEYS = {
+    "event",
+    "log_level",
+    "signal",
+    "receiver",
+    "sender",
+    "method",
+    "timeout_s",
+    "started",
+}
+DISPATCH_TIMEOUT_KEYS = {
+    "event",
+    "log_level",
+    "signal",
+    "sender",
+    "method",
+    "timeout_s",
+    "running",
+    "not_started",
+    "receivers",
+    "not_started_reason",
+}
 
 
 @pytest.fixture
@@ -208,11 +229,20 @@ def test_each_receiver_unfinished_at_the_deadline_gets_a_warning_event(
             signal.send_parallel_robust(sender=42)
     finally:
         release.set()
-    (event,) = logs
+    dispatch_event, event = logs
+    assert set(dispatch_event) == DISPATCH_TIMEOUT_KEYS
+    assert dispatch_event["event"] == "signal.dispatch_timeout"
+    assert dispatch_event["log_level"] == "warning"
+    assert (dispatch_event["running"], dispatch_event["not_started"]) == (1, 0)
+    assert [name.rsplit(".", 1)[-1] for name in dispatch_event["receivers"]] == ["stuck"]
+    assert dispatch_event["not_started_reason"] is None
+    assert (dispatch_event["sender"], dispatch_event["method"]) == ("42", method)
+    assert dispatch_event["timeout_s"] == 0.05
     assert set(event) == TIMEOUT_KEYS
     assert event["event"] == "signal.receiver_timeout"
     assert event["log_level"] == "warning"
     assert event["receiver"].endswith("stuck")
+    assert event["started"] is True
     assert event["sender"] == "42"
     assert event["method"] == method
     assert event["timeout_s"] == 0.05
@@ -233,9 +263,13 @@ def test_a_receiver_that_fails_after_the_deadline_is_logged_as_failed(
     with pytest.raises(TimeoutError):
         signal.send_parallel(sender=None)
     release.set()
-    wait_for(lambda: len(logs) == 2)
-    assert [e["event"] for e in logs] == ["signal.receiver_timeout", "signal.receiver_failed"]
-    assert isinstance(logs[1]["exc_info"], OSError)
+    wait_for(lambda: len(logs) == 3)
+    assert [e["event"] for e in logs] == [
+        "signal.dispatch_timeout",
+        "signal.receiver_timeout",
+        "signal.receiver_failed",
+    ]
+    assert isinstance(logs[2]["exc_info"], OSError)
 
 
 class Service:
@@ -317,7 +351,7 @@ def test_named_argument_values_are_never_logged(logs: list[MutableMapping[str, A
         parallel.send_parallel_robust(sender=None, password="hunter2")  # noqa: S106
     finally:
         release.set()
-    assert len(logs) == 3
+    assert len(logs) == 4  # two failures, a timed-out dispatch and its receiver
     assert all("hunter2" not in repr(event) for event in logs)
 
 

@@ -108,6 +108,7 @@ def test_no_event_key_collides_with_a_log_record_attribute() -> None:
     assert {event["event"] for event in events} == {
         "signal.receiver_failed",
         "signal.receiver_timeout",
+        "signal.dispatch_timeout",
     }
     record_attributes = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
     for event in events:

@@ -293,7 +293,9 @@ def test_failure_events_carry_the_request_id_of_the_request_that_caused_them(run
         request_id(c, 5) for c in range(0, CLIENTS, 4)
     )
     assert {e["receiver"] for e in timed_out} == {"wsgi_server.Services.refresh_recommendations"}
-    assert len(run.events) == len(failed) + len(timed_out)
+    dispatches = [e for e in run.events if e["event"] == "signal.dispatch_timeout"]
+    assert sorted(e["request_id"] for e in dispatches) == sorted(e["request_id"] for e in timed_out)
+    assert len(run.events) == len(failed) + len(timed_out) + len(dispatches)
 
 
 def test_the_thread_count_stays_bounded(run: Run) -> None:

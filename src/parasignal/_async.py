@@ -38,7 +38,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._contexts import copy_back, copy_back_all
-from ._dispatch import Dispatch, Responses, call_in_order
+from ._dispatch import Dispatch, Responses, Unfinished, call_in_order
 from ._fanout import Batch, finish_batch, in_helper
 
 if TYPE_CHECKING:
@@ -426,16 +426,21 @@ class _Gathering:
         ]
         if failures:
             self._raise(failures)
-        unfinished = sorted(self.timed_out)
-        if unfinished:
+        timed_out: dict[int, Exception] = {}
+        if self.timed_out:
+            # Every async receiver started (as a task): those still running
+            # at the deadline were cancelled.
+            unfinished = Unfinished(sorted(self.timed_out), [], "")
             context.run(self.dispatch.report_unfinished, self.receivers, unfinished)
             if not self.dispatch.robust:
                 raise self.dispatch.unfinished_error(TimeoutError, self.receivers, unfinished)
-        return [(self.receivers[i], self._response(i, task)) for i, task in enumerate(tasks)]
+            timed_out = self.dispatch.unfinished_responses(TimeoutError, self.receivers, unfinished)
+        return [
+            (self.receivers[i], timed_out[i] if i in timed_out else self._response(task))
+            for i, task in enumerate(tasks)
+        ]
 
-    def _response(self, index: int, task: asyncio.Task[Any]) -> Any:
-        if index in self.timed_out:
-            return self.dispatch.unfinished_response(TimeoutError, self.receivers[index])
+    def _response(self, task: asyncio.Task[Any]) -> Any:
         if task.cancelled():
             # The receiver cancelled itself: Django's TaskGroup leaves None.
             return None

@@ -14,23 +14,32 @@ the words and exceptions for receivers a dispatch could not finish.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from contextvars import ContextVar, Token
+from typing import Any, Final, NamedTuple
 
 from . import _events
 from ._inspect import describe_receiver
 
 __all__ = [
     "CANCELLED_REASON",
+    "EXPIRED_REASON",
     "Dispatch",
     "FailureReporter",
     "Responses",
+    "Unfinished",
     "call_in_order",
+    "current_deadline",
+    "deadline",
     "deadline_after",
     "deadline_reason",
+    "deadline_var",
+    "dispatch_deadline",
     "group_error",
+    "not_started_reason",
     "receiver_error",
 ]
 
@@ -41,8 +50,24 @@ Responses = list[tuple[Callable[..., Any], Any]]
 #: ``(receiver, exception, details)``. It must not raise.
 FailureReporter = Callable[[Callable[..., Any], BaseException, _events.FailureDetails], None]
 
-#: How many receivers one exception message names at most.
+#: How many receivers one exception message (or timeout event) names at most.
 NAMES_IN_MESSAGE: Final = 20
+
+#: How many ``signal.receiver_timeout`` events one dispatch logs at most (its
+#: ``signal.dispatch_timeout`` event counts them all).
+TIMEOUT_EVENTS_PER_DISPATCH: Final = 10
+
+EXPIRED_REASON: Final = "never started: the deadline had passed when the dispatch began"
+
+
+class Unfinished(NamedTuple):
+    """The receivers a dispatch answers without, by index: started, and never started."""
+
+    running: list[int]
+    not_started: list[int]
+    #: Why those never started (the deadline came first; the pool was busy).
+    not_started_reason: str
+
 
 CANCELLED_REASON: Final = "never started: the worker pool was shut down with cancel_futures=True"
 
@@ -139,39 +164,82 @@ class Dispatch:
         )
 
     def report_unfinished(
-        self, receivers: Sequence[Callable[..., Any]], indices: Sequence[int]
+        self, receivers: Sequence[Callable[..., Any]], unfinished: Unfinished
     ) -> None:
-        """Log ``signal.receiver_timeout`` for each receiver in *indices*. Never raises.
+        """Log a dispatch that missed its deadline. Never raises.
 
-        Called in the context the dispatch started with (the one every
-        receiver started from), which must not be entered anywhere else.
+        One ``signal.dispatch_timeout`` event for the dispatch (its counts of
+        running and never-started receivers, and the first names), then
+        ``signal.receiver_timeout`` for at most :data:`TIMEOUT_EVENTS_PER_DISPATCH`
+        receivers, so that a dispatch with thousands of unfinished receivers
+        costs a few log lines, not thousands. Called in the context the
+        dispatch started with (the one every receiver started from), which
+        must not be entered anywhere else.
         """
-        for index in indices:
+        timeout_s = math.inf if self.timeout is None else self.timeout
+        running, not_started = unfinished.running, unfinished.not_started
+        first = sorted([*running, *not_started])
+        _events.emit_dispatch_timeout(
+            signal=self.name,
+            sender=self.sender,
+            method=self.method,
+            timeout_s=timeout_s,
+            running=len(running),
+            not_started=len(not_started),
+            receivers=[receivers[i] for i in first[:NAMES_IN_MESSAGE]],
+            reason=unfinished.not_started_reason if not_started else None,
+        )
+        started = set(running)
+        for index in first[:TIMEOUT_EVENTS_PER_DISPATCH]:
             _events.emit_receiver_timeout(
                 signal=self.name,
                 receiver=receivers[index],
                 sender=self.sender,
                 method=self.method,
-                timeout_s=math.inf if self.timeout is None else self.timeout,
+                timeout_s=timeout_s,
+                started=index in started,
             )
 
     def unfinished_error(
         self,
         error: type[Exception],
         receivers: Sequence[Callable[..., Any]],
-        indices: Sequence[int],
+        unfinished: Unfinished,
     ) -> Exception:
         """Return what a dispatch that is not robust raises for unfinished receivers."""
-        return group_error(error, self.where, self._reason(error), receivers, indices)
+        if error is not TimeoutError:
+            indices = sorted([*unfinished.running, *unfinished.not_started])
+            return group_error(error, self.where, CANCELLED_REASON, receivers, indices)
+        parts = []
+        budget = NAMES_IN_MESSAGE  # names in the whole message, running ones first
+        for indices, reason in (
+            (unfinished.running, deadline_reason(self.timeout)),
+            (unfinished.not_started, unfinished.not_started_reason),
+        ):
+            if indices:
+                parts.append(_names(indices, reason, receivers, budget))
+                budget = max(0, budget - len(indices))
+        return TimeoutError(f"{self.where}: {'; '.join(parts)}.")
 
-    def unfinished_response(
-        self, error: type[Exception], receiver: Callable[..., Any]
-    ) -> Exception:
-        """Return the response a robust dispatch gives one unfinished receiver."""
-        return receiver_error(error, self.where, self._reason(error), receiver)
-
-    def _reason(self, error: type[Exception]) -> str:
-        return deadline_reason(self.timeout) if error is TimeoutError else CANCELLED_REASON
+    def unfinished_responses(
+        self,
+        error: type[Exception],
+        receivers: Sequence[Callable[..., Any]],
+        unfinished: Unfinished,
+    ) -> dict[int, Exception]:
+        """Return the response a robust dispatch gives each unfinished receiver, by index."""
+        if error is not TimeoutError:
+            reasons = dict.fromkeys(
+                [*unfinished.running, *unfinished.not_started], CANCELLED_REASON
+            )
+        else:
+            reasons = dict.fromkeys(unfinished.running, deadline_reason(self.timeout))
+            reasons.update(dict.fromkeys(unfinished.not_started, unfinished.not_started_reason))
+        where = self.where
+        return {
+            index: receiver_error(error, where, reason, receivers[index])
+            for index, reason in reasons.items()
+        }
 
 
 def report_failure(
@@ -187,6 +255,99 @@ def report_failure(
         _events.print_failure("reporting a receiver failure failed")
 
 
+# The deadline of the innermost parasignal.deadline() block: a time.monotonic()
+# instant. Context variables travel with every copy of the context, so the
+# receivers of a dispatch (on worker threads, in copies of the caller's
+# context) and the dispatches they make inherit it.
+deadline_var: ContextVar[float | None] = ContextVar("parasignal_deadline", default=None)
+_budget = deadline_var
+
+
+class deadline:  # noqa: N801 - a context manager named like contextlib's, used as a function
+    """Bound every ``send_parallel*`` and ``asend_parallel*`` started inside the block.
+
+    ``with parasignal.deadline(0.25):`` (or ``async with``) gives the
+    dispatches started in the block *seconds* from entering it, together:
+    each is bounded by the earlier of that deadline and its signal's own
+    ``timeout``. Blocks nest, and an inner block never extends an outer
+    one. The deadline travels in :mod:`contextvars`, so dispatches nested in
+    receivers (on worker threads) inherit what is left of it, never more.
+
+    A dispatch started after the deadline has passed starts no receiver: it
+    raises :class:`TimeoutError` (robust: each receiver's response is a
+    ``TimeoutError``). ``send``, ``send_robust``, ``asend`` and
+    ``asend_robust`` ignore it, as Django's have no deadline.
+
+    *seconds* must be a number, at least 0; bad values raise ``TypeError``
+    or ``ValueError`` naming them. Each block is entered once.
+    """
+
+    __slots__ = ("_token", "at", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = _seconds_at_least_zero(seconds)
+        #: The block's deadline (``time.monotonic()``), once entered.
+        self.at: float | None = None
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> deadline:  # noqa: PYI034 - typing.Self is 3.11+, and no typing_extensions
+        if self._token is not None:
+            msg = "this parasignal.deadline() block is already entered; make a new one."
+            raise RuntimeError(msg)
+        at = time.monotonic() + self.seconds
+        outer = _budget.get()
+        self.at = at if outer is None else min(at, outer)
+        self._token = _budget.set(self.at)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _budget.reset(token)
+
+    async def __aenter__(self) -> deadline:  # noqa: PYI034 - as __enter__
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 once it passed; the whole budget before entry)."""
+        if self.at is None:
+            return self.seconds
+        return max(0.0, self.at - time.monotonic())
+
+
+def _seconds_at_least_zero(seconds: object) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+        raise TypeError(f"deadline() takes a number of seconds, not {seconds!r}.")
+    value = float(seconds)
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"deadline() takes a number of seconds of at least 0, not {seconds!r}.")
+    return value
+
+
+def current_deadline() -> float | None:
+    """Return the ``time.monotonic()`` deadline of the innermost ``deadline()`` block, if any."""
+    return _budget.get()
+
+
+def dispatch_deadline(timeout: float | None) -> tuple[float | None, float | None]:
+    """Return a dispatch's deadline and its seconds, from the signal's *timeout* and the block's.
+
+    The earlier of the two wins; the seconds (what was left at the start)
+    word messages. ``(None, None)``: no deadline.
+    """
+    budget = _budget.get()
+    own = deadline_after(timeout)
+    if budget is None:
+        return own, timeout if own is not None else None
+    if own is not None and own <= budget:
+        return own, timeout
+    return budget, max(0.0, budget - time.monotonic())
+
+
 def deadline_after(timeout: float | None) -> float | None:
     """Return the monotonic deadline *timeout* seconds from now; None for no deadline.
 
@@ -200,7 +361,39 @@ def deadline_after(timeout: float | None) -> float | None:
 
 def deadline_reason(timeout: float | None) -> str:
     """Return why a receiver missed the deadline, for messages."""
-    return f"did not finish within the {timeout} s deadline"
+    return f"did not finish within the {_seconds(timeout)} s deadline"
+
+
+def _seconds(timeout: float | None) -> str:
+    # 0.3 reads 0.3; what was left of a deadline() block, to the millisecond.
+    if timeout is None:
+        return "inf"
+    return f"{timeout:g}" if timeout == round(timeout, 3) else f"{timeout:.3f}"
+
+
+def not_started_reason(timeout: float | None, busy_threads: int | None) -> str:
+    """Return why receivers never started before the deadline, for messages.
+
+    *busy_threads*: the size of the pool whose threads were all busy (the
+    receivers waited for one), or None.
+    """
+    if busy_threads is not None:
+        return (
+            f"never started: the pool's {busy_threads} threads were all busy "
+            f"until the {_seconds(timeout)} s deadline"
+        )
+    return f"never started within the {_seconds(timeout)} s deadline"
+
+
+def _names(
+    indices: Sequence[int], reason: str, receivers: Sequence[Callable[..., Any]], budget: int
+) -> str:
+    # At most *budget* names; the rest counted.
+    names = ", ".join(describe_receiver(receivers[i]) for i in indices[:budget])
+    more = len(indices) - budget
+    if more > 0:
+        names = f"{names} and {more} more" if names else f"{more} not named"
+    return f"{len(indices)} receiver(s) {reason}: {names}"
 
 
 def group_error(

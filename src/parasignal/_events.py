@@ -33,7 +33,9 @@ from ._inspect import describe_receiver, describe_sender
 
 __all__ = [
     "DB_CLEANUP_FAILED",
+    "DISPATCH_TIMEOUT",
     "EXCEPTION_TEXT_LIMIT",
+    "POOL_SATURATED",
     "RECEIVER_FAILED",
     "RECEIVER_TIMEOUT",
     "FailureDetails",
@@ -41,6 +43,8 @@ __all__ = [
     "bounded_exception",
     "current_failure_details",
     "emit_db_cleanup_failed",
+    "emit_dispatch_timeout",
+    "emit_pool_saturated",
     "emit_receiver_failed",
     "emit_receiver_timeout",
     "failure_details",
@@ -55,6 +59,8 @@ EXCEPTION_TEXT_LIMIT: Final = 2000
 
 RECEIVER_FAILED = "signal.receiver_failed"
 RECEIVER_TIMEOUT = "signal.receiver_timeout"
+DISPATCH_TIMEOUT = "signal.dispatch_timeout"
+POOL_SATURATED = "signal.pool_saturated"
 DB_CLEANUP_FAILED = "signal.db_cleanup_failed"
 
 #: structlog's lazy logger: safe to create at import time, configured by the
@@ -169,7 +175,13 @@ def emit_receiver_failed(
 
 
 def emit_receiver_timeout(
-    *, signal: str, receiver: object, sender: object, method: str, timeout_s: float
+    *,
+    signal: str,
+    receiver: object,
+    sender: object,
+    method: str,
+    timeout_s: float,
+    started: bool,
 ) -> None:
     """Emit ``signal.receiver_timeout`` at level warning. Never raises."""
     _safely(
@@ -181,6 +193,50 @@ def emit_receiver_timeout(
             "sender": describe_sender(sender),
             "method": method,
             "timeout_s": float(timeout_s),
+            "started": started,
+        },
+    )
+
+
+def emit_dispatch_timeout(
+    *,
+    signal: str,
+    sender: object,
+    method: str,
+    timeout_s: float,
+    running: int,
+    not_started: int,
+    receivers: list[object],
+    reason: str | None,
+) -> None:
+    """Emit ``signal.dispatch_timeout`` at level warning, once per dispatch. Never raises."""
+    _safely(
+        logger.warning,
+        DISPATCH_TIMEOUT,
+        {
+            "signal": signal,
+            "sender": describe_sender(sender),
+            "method": method,
+            "timeout_s": float(timeout_s),
+            "running": running,
+            "not_started": not_started,
+            "receivers": [describe_receiver(r) for r in receivers],
+            "not_started_reason": reason,
+        },
+    )
+
+
+def emit_pool_saturated(*, pool: str, size: int, busy: int, queued: int, waited_ms: float) -> None:
+    """Emit ``signal.pool_saturated`` at level warning. Never raises."""
+    _safely(
+        logger.warning,
+        POOL_SATURATED,
+        {
+            "pool": pool,
+            "size": size,
+            "busy": busy,
+            "queued": queued,
+            "waited_ms": float(waited_ms),
         },
     )
 

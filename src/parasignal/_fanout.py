@@ -137,15 +137,22 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _django
 from ._contexts import copy_back
+from ._dispatch import CANCELLED_REASON, EXPIRED_REASON, Unfinished, not_started_reason
 from ._pool import WorkerPool
 
 if TYPE_CHECKING:
     from ._dispatch import Dispatch, Responses
 
-__all__ = ["Batch", "finish_batch", "run_alone", "run_batch"]
+__all__ = ["Batch", "answer_expired", "finish_batch", "in_helper", "run_alone", "run_batch"]
 
-_PENDING: Final = object()  # a receiver that has not finished
+_PENDING: Final = object()  # a receiver that has not started
+_RUNNING: Final = object()  # a receiver a helper started, not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
+
+
+def _unfinished(result: object) -> bool:
+    return result is _PENDING or result is _RUNNING
+
 
 # Per-thread: how many helper runs this thread is inside right now (a helper
 # whose receiver dispatches again, on the same thread, makes it two).
@@ -624,6 +631,9 @@ class Batch:
                 receiver = work.receivers[index]
                 dispatch = work.dispatch
                 ctx = work.context.copy()
+                # Marked started, for a deadline's answer (receivers the caller
+                # runs itself always finish before it answers).
+                work.results[index] = _RUNNING
                 work = None
                 slot.holding = False  # -- window closed
                 discard = None
@@ -738,7 +748,7 @@ class Batch:
             # After a failure that ends the dispatch, only the receivers
             # before it matter (all of them were claimed, so all will finish).
             results = work.results
-            done = not any(results[i] is _PENDING for i in range(self._first_failure))
+            done = not any(_unfinished(results[i]) for i in range(self._first_failure))
         elif self.stop:
             # Nothing more may start: once no runner is left, every receiver
             # that started has finished.
@@ -966,6 +976,8 @@ def run_batch(
     after the batch exists), the batch is settled on the way out, so
     nothing of the dispatch stays referenced.
     """
+    if dispatch.deadline is not None and dispatch.deadline <= time.monotonic():
+        return answer_expired(dispatch, receivers)
     batch = Batch(dispatch, receivers, executor, caller_runs=caller_runs or executor is None)
     # With the caller taking part, the deadline bounds only its wait for the
     # receivers helpers run (a nested dispatch on a worker); inline, every
@@ -1043,11 +1055,12 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
     if complete:
         # The common case, with no receiver left to account for.
         return list(zip(receivers, results, strict=True))
-    unfinished = [i for i, r in enumerate(results) if r is _PENDING]
+    running = [i for i, r in enumerate(results) if r is _RUNNING]
+    not_started = [i for i, r in enumerate(results) if r is _PENDING]
     raised: int | None = None
     if failures:
         first = min(failures)
-        if not any(i < first for i in unfinished):
+        if not any(i < first for i in (*running, *not_started)):
             raised = first
     for index in sorted(failures):
         if index != raised:
@@ -1060,18 +1073,48 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
         finally:
             # Break the exception -> traceback -> this frame -> exception cycle.
             del exc, failures, work, results, dispatch
-    if not unfinished:
+    if not (running or not_started):
         return list(zip(receivers, results, strict=True))
+    error: type[Exception]
     if timed_out:
+        unfinished = Unfinished(running, not_started, _not_started_reason(batch, dispatch))
         # In the context the dispatch started with, which is the one every
         # receiver started from (the receivers' own copies may still be in
         # use on their threads).
         work.context.run(dispatch.report_unfinished, receivers, unfinished)
-        error: type[Exception] = TimeoutError
+        error = TimeoutError
     else:
+        unfinished = Unfinished(running, not_started, CANCELLED_REASON)
         error = CancelledError
     if not batch.robust:
         raise dispatch.unfinished_error(error, receivers, unfinished)
-    for index in unfinished:
-        results[index] = dispatch.unfinished_response(error, receivers[index])
+    for index, response in dispatch.unfinished_responses(error, receivers, unfinished).items():
+        results[index] = response
     return list(zip(receivers, results, strict=True))
+
+
+def _not_started_reason(batch: Batch, dispatch: Dispatch) -> str:
+    """Why receivers never started before the deadline: the pool was busy, or time ran out."""
+    pool = batch._pool
+    if pool is not None:
+        stats = pool.stats()
+        if batch._pending:
+            # Our helper was still waiting for one of the pool's threads.
+            pool.note_saturated(waited_s=dispatch.timeout or 0.0)
+        if stats.busy >= stats.size:
+            return not_started_reason(dispatch.timeout, stats.size)
+    return not_started_reason(dispatch.timeout, None)
+
+
+def answer_expired(dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -> Responses:
+    """Answer a dispatch whose deadline passed before it began: no receiver starts.
+
+    Not robust: raise :class:`TimeoutError` naming them. Robust: each gets a
+    ``TimeoutError`` as its response. Logged as one timed-out dispatch.
+    """
+    unfinished = Unfinished([], list(range(len(receivers))), EXPIRED_REASON)
+    contextvars.copy_context().run(dispatch.report_unfinished, receivers, unfinished)
+    if not dispatch.robust:
+        raise dispatch.unfinished_error(TimeoutError, receivers, unfinished)
+    responses = dispatch.unfinished_responses(TimeoutError, receivers, unfinished)
+    return [(receiver, responses[i]) for i, receiver in enumerate(receivers)]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
+import math
 import os
 import queue
 import sys
@@ -34,12 +35,17 @@ import traceback
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Final, NoReturn, Protocol
+from typing import Final, NamedTuple, NoReturn, Protocol
+
+from . import _events
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
     "EXIT_GRACE_SECONDS",
+    "SATURATION_EVENT_INTERVAL_S",
+    "SATURATION_WAIT_S",
     "PoolOwner",
+    "PoolStats",
     "Task",
     "WorkerPool",
     "add_release_hook",
@@ -58,6 +64,26 @@ DEFAULT_MAX_WORKERS: Final = 64
 #: At interpreter exit, how long running and queued receivers may take to
 #: finish before the process exits anyway.
 EXIT_GRACE_SECONDS: Final = 2.0
+
+
+#: Work that waited this long for a thread logs ``signal.pool_saturated``.
+SATURATION_WAIT_S: Final = 0.1
+
+#: At most one ``signal.pool_saturated`` event per pool in this many seconds.
+SATURATION_EVENT_INTERVAL_S: Final = 1.0
+
+
+class PoolStats(NamedTuple):
+    """A pool's state at one moment (see :meth:`WorkerPool.stats`)."""
+
+    #: The most threads it may have (``max_workers``).
+    size: int
+    #: Threads alive or starting.
+    threads: int
+    #: Threads running a receiver's helper right now.
+    busy: int
+    #: Helpers waiting for a free thread.
+    queued: int
 
 
 class Task(Protocol):
@@ -161,11 +187,17 @@ class WorkerPool:
         self.max_workers = max_workers
         self.name_prefix = name_prefix
         self._names = itertools.count()
-        # Guards _tasks, _threads, _sleeping, _waking and _shutdown. Held only
+        # Guards _tasks, _posted_at, _threads, _sleeping, _waking, _busy,
+        # _last_saturated and _shutdown. Held only
         # for bookkeeping: never while a task runs, and no other lock is taken
         # while it is held (posting a wake-up token is a lock-free C call).
         self._lock = threading.Lock()
         self._tasks: collections.deque[Task] = collections.deque()
+        # When each queued task was posted (time.monotonic()), in step with
+        # _tasks: how long work waits for a thread (see note_saturated).
+        self._posted_at: collections.deque[float] = collections.deque()
+        self._busy = 0  # workers running a task
+        self._last_saturated = -math.inf  # when signal.pool_saturated was last logged
         self._threads: set[threading.Thread] = set()
         # Workers about to block, or blocked, on _wakeups with no token sent
         # for them yet. A token sent for nobody (after an interrupted post)
@@ -208,6 +240,7 @@ class WorkerPool:
                     self._start_worker_locked()
                     self._waking += 1
                 self._tasks.append(task)
+                self._posted_at.append(time.monotonic())
             if wake:
                 self._wakeups.put(_WAKE)
                 wake = False
@@ -234,9 +267,11 @@ class WorkerPool:
             count = 0
             while True:
                 try:
-                    tasks.remove(task)
+                    index = tasks.index(task)
                 except ValueError:
                     return count
+                del tasks[index]
+                del self._posted_at[index]
                 count += 1
 
     @property
@@ -244,6 +279,32 @@ class WorkerPool:
         """How many tasks wait for a free worker."""
         with self._lock:
             return len(self._tasks)
+
+    def stats(self) -> PoolStats:
+        """Return the pool's size, live threads, threads running a task, and tasks queued."""
+        with self._lock:
+            return PoolStats(self.max_workers, len(self._threads), self._busy, len(self._tasks))
+
+    def note_saturated(self, waited_s: float) -> None:
+        """Log ``signal.pool_saturated``: work waited *waited_s* for a thread.
+
+        At most once per :data:`SATURATION_EVENT_INTERVAL_S` per pool, so a
+        saturated pool costs a log line a second, not one per dispatch.
+        Never raises.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_saturated < SATURATION_EVENT_INTERVAL_S:
+                return
+            self._last_saturated = now
+            stats = PoolStats(self.max_workers, len(self._threads), self._busy, len(self._tasks))
+        _events.emit_pool_saturated(
+            pool=self.name_prefix,
+            size=stats.size,
+            busy=stats.busy,
+            queued=stats.queued,
+            waited_ms=waited_s * 1000.0,
+        )
 
     def _start_worker_locked(self) -> None:
         # Caller holds self._lock. Raises RuntimeError if no thread can start.
@@ -275,36 +336,30 @@ class WorkerPool:
             if slot.abandoned:
                 return
         _worker.active = True
-        lock = self._lock
-        tasks = self._tasks
         task: Task | None = None
         # What the last task asked to be called just before this worker
         # waits (see Task): None once called.
         after: Callable[[], None] | None = None
         worked = False  # ran a task since it last went idle
         woken = True  # counted in _waking (a new worker is, too)
+        ran = False  # counted in _busy
         try:
             while True:
-                with lock:
-                    if woken:
-                        woken = False
-                        self._waking -= 1
-                    if tasks:
-                        task = tasks.popleft()
-                    elif self._shutdown:
-                        task = None
-                    else:
-                        self._sleeping += 1
+                task, waited, leave = self._take(woken=woken, ran=ran)
+                woken = ran = False
                 if after is not None:
                     _call_safely(after)
                     after = None
+                if leave:
+                    return
                 if task is None:
-                    if self._shutdown and not tasks:
-                        return
                     self._idle(worked)
                     worked = False
                     woken = True
                     continue
+                ran = True
+                if waited > SATURATION_WAIT_S:
+                    self.note_saturated(waited)
                 try:
                     after = task.run()
                 except BaseException:  # noqa: BLE001 - a task must not kill the worker
@@ -315,10 +370,31 @@ class WorkerPool:
                 task = None
                 worked = True
         finally:
-            with lock:
+            with self._lock:
                 self._threads.discard(me)
             if _release_hooks:
                 _release_worker()  # exiting
+
+    def _take(self, *, woken: bool, ran: bool) -> tuple[Task | None, float, bool]:
+        """Account for this worker's last step and take the next task, under the lock.
+
+        Return ``(task, seconds it waited, leave)``: a task to run; or None
+        and, unless the pool is shut down with nothing queued (``leave``),
+        the worker counted as sleeping.
+        """
+        with self._lock:
+            if woken:
+                self._waking -= 1
+            if ran:
+                self._busy -= 1
+            if self._tasks:
+                self._busy += 1
+                waited = time.monotonic() - self._posted_at.popleft()
+                return self._tasks.popleft(), waited, False
+            if self._shutdown:
+                return None, 0.0, True
+            self._sleeping += 1
+            return None, 0.0, False
 
     def _idle(self, worked: bool) -> None:
         # Nothing is queued for this worker: release what the thread holds
@@ -351,6 +427,7 @@ class WorkerPool:
                 self.cancelling = True
                 dropped = list(self._tasks)
                 self._tasks.clear()
+                self._posted_at.clear()
             sleeping, self._sleeping = self._sleeping, 0
             self._waking += sleeping
         # Outside the lock: cancel() takes the dispatch's own lock.
@@ -388,6 +465,8 @@ class WorkerPool:
         self._sleeping = 0
         self._waking = 0
         self._tasks = collections.deque()
+        self._posted_at = collections.deque()
+        self._busy = 0
         self._wakeups = queue.SimpleQueue()
         self._shutdown = True
 

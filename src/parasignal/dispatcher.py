@@ -33,7 +33,8 @@ from ._dispatch import (
     Dispatch,
     Responses,
     call_in_order,
-    deadline_after,
+    deadline_var,
+    dispatch_deadline,
 )
 from ._fanout import in_helper, run_alone, run_batch
 from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
@@ -522,14 +523,25 @@ class Signal:
     ) -> Responses:
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
+        if "signal" in named:
+            raise _signal_among_named(self, method)
         if not self._connections.entries:
             return []
         sync, async_ = self._live_receivers(sender)
         if not (sync or async_):
             return []
         executor = self._executor(method) if sync else None  # None when inline
-        dispatch = self._dispatch(
-            method, sender, named, robust=robust, deadline=deadline_after(self._timeout)
+        deadline, timeout = dispatch_deadline(self._timeout)
+        dispatch = Dispatch(
+            self,
+            self._display_name(),
+            method,
+            sender,
+            named,
+            robust,
+            timeout,
+            deadline,
+            self._report_failure,
         )
         return await _async.asend_parallel(dispatch, sync, async_, executor)
 
@@ -582,13 +594,15 @@ class Signal:
         """
         return self._send_parallel(sender, named, _ROBUST, "send_parallel_robust")
 
-    def _send_parallel(
+    def _send_parallel(  # noqa: PLR0912 - the library's hot path stays in one frame
         self, sender: object, named: Mapping[str, Any], robust: bool, method: str
     ) -> Responses:
         # The hot path of the library's main feature: names are looked up
         # once, and nothing is built that a quick dispatch does not need.
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
+        if "signal" in named:
+            raise _signal_among_named(self, method)
         connections = self._connections
         if not connections.entries:
             return []
@@ -606,7 +620,10 @@ class Signal:
         if not (receivers or async_):
             return []
         timeout = self._timeout
-        deadline = None if timeout is None else deadline_after(timeout)
+        if timeout is None and deadline_var.get() is None:
+            deadline = None
+        else:
+            deadline, timeout = dispatch_deadline(timeout)
         dispatch = Dispatch(
             self,
             self._name or self._found_name or self._display_name(),
@@ -759,6 +776,16 @@ class Signal:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self._display_name()}>"
+
+
+def _signal_among_named(signal: Signal, method: str) -> TypeError:
+    # Django's send() fails the same way, from its first receiver call
+    # ("got multiple values for keyword argument 'signal'"); here it fails
+    # before any receiver starts, robust or not.
+    return TypeError(
+        f"{signal._display_name()}.{method}() got 'signal' among its named arguments: "
+        "every receiver is called with signal= (the signal itself), so it cannot be passed."
+    )
 
 
 def receiver(
