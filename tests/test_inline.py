@@ -218,4 +218,9 @@ def test_the_pytest_fixture_turns_inline_mode_on(parasignal_inline: None) -> Non
 
 
 def test_the_module_exports_the_context_manager_and_the_fixture() -> None:
-    assert testing.__all__ == ["inline", "parasignal_inline"]
+    assert testing.__all__ == [
+        "inline",
+        "restored_shared_pool",
+        "parasignal_inline",
+        "parasignal_shared_pool",
+    ]

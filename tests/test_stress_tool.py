@@ -60,6 +60,38 @@ def locked(sender, **kwargs):
 locked_signal.connect(locked)
 not_a_signal = [1, 2, 3]
 SHOP = "the shop"
+
+# A lost update: no receiver ever raises; only an invariant can tell.
+counts = {"orders": 0}
+calls = {"n": 0}
+calls_lock = threading.Lock()
+order_counted = Signal(name="order_counted")
+order_counted_locked = Signal(name="order_counted_locked")
+
+def count(sender, **kwargs):
+    with calls_lock:
+        calls["n"] += 1
+    seen = counts["orders"]
+    time.sleep(0)  # work between the read and the write
+    counts["orders"] = seen + 1
+
+def count_locked(sender, **kwargs):
+    with calls_lock:
+        calls["n"] += 1
+        seen = counts["orders"]
+        time.sleep(0)
+        counts["orders"] = seen + 1
+
+order_counted.connect(count)
+order_counted_locked.connect(count_locked)
+
+def no_update_lost():
+    with calls_lock:
+        lost = calls["n"] - counts["orders"]
+    assert lost == 0, f"{lost} of {calls['n']} updates lost"
+
+def says_false():
+    return False
 """
 
 _names = itertools.count()
@@ -391,3 +423,108 @@ def test_a_module_exiting_at_import_is_a_usage_error(
     status = main(["stress", "exiting_target_mod:signal"])
     assert status == 2
     assert "raised SystemExit: 3" in capsys.readouterr().err
+
+
+# -- your own invariant: check= --------------------------------------------------------
+
+
+def test_a_lost_update_that_raises_nothing_is_caught_by_a_check(target_module: str) -> None:
+    signal = load(target_module, "order_counted")
+    check = load(target_module, "no_update_lost")
+    report = stress(signal, threads=8, seconds=1.5, method="send", check=check)
+    assert report.exceptions == []  # nothing raised: without the check, it would pass
+    assert not report.clean
+    (failure,) = report.check_failures
+    assert failure.startswith(f"{target_module}.no_update_lost failed after the run: ")
+    assert "updates lost" in failure
+    assert "your check failed (1)" in report.format()
+
+
+def test_the_locked_counter_passes_the_same_check_with_periodic_calls(
+    target_module: str,
+) -> None:
+    signal = load(target_module, "order_counted_locked")
+    check = load(target_module, "no_update_lost")
+    calls: list[float] = []
+
+    def counted_check() -> None:
+        calls.append(0.0)
+        # Mid-run, a call counted but not yet written is in flight: the
+        # invariant holds only after the run.
+        if len(calls) > 1 and not report_done:
+            return
+        check()
+
+    report_done = False
+    report = stress(signal, threads=4, seconds=1.0, check=counted_check, check_every=0.2)
+    report_done = True
+    assert report.clean, report.format()
+    assert len(calls) >= 3  # periodic calls, then the final one
+
+
+def test_a_check_returning_false_or_raising_fails_the_report(target_module: str) -> None:
+    signal = load(target_module, "locked_signal")
+    report = stress(signal, threads=2, seconds=0.2, check=load(target_module, "says_false"))
+    assert report.check_failures == [f"{target_module}.says_false returned False after the run"]
+
+    def broken() -> None:
+        msg = "no such table"
+        raise LookupError(msg)
+
+    report = stress(signal, threads=2, seconds=0.2, check=broken)
+    (failure,) = report.check_failures
+    assert failure.endswith("broken raised LookupError after the run: no such table")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"check": 3}, TypeError, "check must be a callable taking no arguments, not 3."),
+        ({"check_every": 1.0}, ValueError, "check_every=1.0 needs a check to call."),
+        ({"check": print, "check_every": 0}, ValueError, "check_every must be a positive"),
+    ],
+)
+def test_check_options_are_checked_up_front(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    signal = Signal()
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        stress(signal, seconds=0.1, **options)
+
+
+def test_the_command_takes_a_check_and_exits_1_for_the_lost_update(
+    target_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "stress",
+            f"{target_module}:order_counted",
+            "--seconds",
+            "1.5",
+            "--check",
+            f"{target_module}:no_update_lost",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "your check failed (1):" in out
+    assert "updates lost" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--check-every", "1"], "--check-every needs --check."),
+        (["--check", "{module}:SHOP"], "is a str, not a function."),
+        (["--check", "{module}:nothing_here"], "has no attribute 'nothing_here'"),
+    ],
+)
+def test_bad_check_options_get_a_one_line_message_and_exit_2(
+    target_module: str, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    args = [arg.format(module=target_module) for arg in extra]
+    status = main(["stress", f"{target_module}:locked_signal", "--seconds", "0.1", *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err
+    assert err.count("\n") == 1

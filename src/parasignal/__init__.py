@@ -15,12 +15,24 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import _pool
+from ._dispatch import deadline
+from ._pool import PoolStats
 from .dispatcher import Signal, receiver
 
 if TYPE_CHECKING:
     from ._stress import StressReport, stress
 
-__all__ = ["Signal", "StressReport", "__version__", "receiver", "shutdown", "stress"]
+__all__ = [
+    "PoolStats",
+    "Signal",
+    "StressReport",
+    "__version__",
+    "deadline",
+    "pool_stats",
+    "receiver",
+    "shutdown",
+    "stress",
+]
 
 # The stress tool (and its argparse, json and random) loads on first use only.
 _LAZY = frozenset({"StressReport", "stress"})
@@ -33,6 +45,15 @@ def __getattr__(name: str) -> Any:
         return getattr(_stress, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def pool_stats() -> PoolStats:
+    """Return the state of the shared pool, now: size, threads, busy threads, queued helpers.
+
+    See :meth:`Signal.pool_stats`; before its first parallel dispatch the
+    shared pool has no thread. Thread-safe.
+    """
+    return _pool.default_pool_stats()
 
 
 def shutdown(wait: bool = True, *, cancel_futures: bool = False) -> None:

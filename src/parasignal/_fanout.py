@@ -239,6 +239,7 @@ class _Settled(NamedTuple):
 
     timed_out: bool
     complete: bool  # every receiver finished, none failed in a way that is raised
+    helper_queued: bool  # a helper was still waiting for a thread
     work: _Work
     results: list[Any]
     failures: dict[int, _Failure]
@@ -905,7 +906,9 @@ class Batch:
                 # wrote with it).
                 complete = self._complete and not self.failures
                 results = work.results if self._complete else list(work.results)
-                settled = _Settled(timed_out, complete, work, results, self.failures)
+                settled = _Settled(
+                    timed_out, complete, self._pending > 0, work, results, self.failures
+                )
             self.stop = True
             self._answered = self._decided = True
             self.work = None
@@ -1015,6 +1018,8 @@ def run_alone(dispatch: Dispatch, receiver: Callable[..., Any]) -> Responses:
     What :func:`run_batch` does for a single receiver when the caller takes
     part, without a batch: nothing else could run beside it anyway.
     """
+    if dispatch.deadline is not None and dispatch.deadline <= time.monotonic():
+        return answer_expired(dispatch, [receiver])
     ctx = contextvars.copy_context()
     named = dispatch.named
     started = time.perf_counter()
@@ -1051,6 +1056,7 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
     failures = settled.failures
     timed_out = settled.timed_out
     complete = settled.complete
+    helper_queued = settled.helper_queued
     del settled
     if complete:
         # The common case, with no receiver left to account for.
@@ -1077,7 +1083,8 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
         return list(zip(receivers, results, strict=True))
     error: type[Exception]
     if timed_out:
-        unfinished = Unfinished(running, not_started, _not_started_reason(batch, dispatch))
+        reason = _not_started_reason(batch, dispatch, helper_queued=helper_queued)
+        unfinished = Unfinished(running, not_started, reason)
         # In the context the dispatch started with, which is the one every
         # receiver started from (the receivers' own copies may still be in
         # use on their threads).
@@ -1093,12 +1100,12 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
     return list(zip(receivers, results, strict=True))
 
 
-def _not_started_reason(batch: Batch, dispatch: Dispatch) -> str:
+def _not_started_reason(batch: Batch, dispatch: Dispatch, *, helper_queued: bool) -> str:
     """Why receivers never started before the deadline: the pool was busy, or time ran out."""
     pool = batch._pool
     if pool is not None:
         stats = pool.stats()
-        if batch._pending:
+        if helper_queued:
             # Our helper was still waiting for one of the pool's threads.
             pool.note_saturated(waited_s=dispatch.timeout or 0.0)
         if stats.busy >= stats.size:

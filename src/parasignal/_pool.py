@@ -51,6 +51,7 @@ __all__ = [
     "add_release_hook",
     "default_pool",
     "default_pool_closed",
+    "default_pool_stats",
     "on_worker_thread",
     "reset_default_pool",
     "shutdown_default_pool",
@@ -496,6 +497,12 @@ def default_pool() -> WorkerPool:
         return _default
 
 
+def default_pool_stats() -> PoolStats:
+    """Return the shared pool's stats (all threads idle, none started, before it exists)."""
+    pool = _default
+    return PoolStats(DEFAULT_MAX_WORKERS, 0, 0, 0) if pool is None else pool.stats()
+
+
 def default_pool_closed() -> bool:
     """Whether :func:`shutdown_default_pool` has closed the shared pool for good."""
     return _default_closed
@@ -604,6 +611,15 @@ class PoolOwner:
                     # owner with it) can release them.
                     weakref.finalize(self, pool.shutdown, wait=False)
         return pool
+
+    def stats(self) -> PoolStats | None:
+        """Return the stats of the pool dispatch runs on; None for a user's executor."""
+        if self.executor is not None:
+            return None
+        if self.max_workers is None:
+            return default_pool_stats()
+        pool = self._pool
+        return PoolStats(self.max_workers, 0, 0, 0) if pool is None else pool.stats()
 
     def _check_open(self) -> None:
         if self.closed:

@@ -195,17 +195,22 @@ class Receivers:
 
     # -- changes (each takes the lock) --------------------------------------------
 
-    def add(self, lookup_key: object, entry: tuple[Any, ...]) -> None:
-        """Append *entry* unless an entry with *lookup_key* is connected already."""
+    def add(self, lookup_key: object, entry: tuple[Any, ...]) -> bool:
+        """Append *entry* unless an entry with *lookup_key* is connected already.
+
+        Return whether it was appended.
+        """
         with self.lock:
             self.clear_dead_locked()
             index = self._index_locked()
-            if lookup_key not in index:
+            added = lookup_key not in index
+            if added:
                 index[lookup_key] = entry
                 self.entries.append(entry)
                 self._indexed_len += 1
                 self._snapshot = None
             self.cache.clear()
+        return added
 
     def remove(self, lookup_key: object) -> bool:
         """Remove the entry with *lookup_key*; return whether there was one."""

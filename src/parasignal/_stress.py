@@ -117,11 +117,12 @@ class StressReport:
     violations: list[str] = field(default_factory=list)
     hung_threads: list[HungThread] = field(default_factory=list)
     probes: int = 0
+    check_failures: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        """True when no receiver raised, no invariant broke and no thread hung."""
-        return not (self.exceptions or self.violations or self.hung_threads)
+        """True when no receiver raised, no invariant broke, no check failed and no thread hung."""
+        return not (self.exceptions or self.violations or self.hung_threads or self.check_failures)
 
     @property
     def exit_status(self) -> int:
@@ -172,6 +173,12 @@ class StressReport:
             lines.extend(f"    {v}" for v in self.violations[:shown])
             if len(self.violations) > shown:
                 lines.append(f"    ... and {len(self.violations) - shown} more")
+        if self.check_failures:
+            lines += ["", f"  your check failed ({len(self.check_failures)}):"]
+            lines.extend(f"    {failure}" for failure in self.check_failures[:_VIOLATIONS_SHOWN])
+            more = len(self.check_failures) - _VIOLATIONS_SHOWN
+            if more > 0:
+                lines.append(f"    ... and {more} more")
         if self.hung_threads:
             lines += ["", "  hung threads:"]
             for hung in self.hung_threads:
@@ -336,6 +343,8 @@ def stress(
     churn: bool = False,
     target: str | None = None,
     progress: TextIO | None = None,
+    check: Callable[[], object] | None = None,
+    check_every: float | None = None,
 ) -> StressReport:
     """Dispatch *signal* from *threads* threads for *seconds*; return what happened.
 
@@ -348,6 +357,15 @@ def stress(
     *progress* (a text stream), a status line is rewritten there twice a
     second.
 
+    *check* is your own invariant: a callable taking no arguments, called
+    once after the run (the receivers are back in place by then) and, with
+    *check_every* seconds, also periodically while it runs, from a thread of
+    its own (so it sees the receivers' shared state mid-flight: make it
+    tolerate that). An ``AssertionError`` it raises, or a ``False`` it
+    returns, fails the report with its message (``check_failures``); any
+    other exception too, with its type. A lost update, which raises nothing
+    in any receiver, is caught this way (see the README).
+
     The signal's receivers are wrapped during the run and restored after it,
     even if it fails. Threads start together on a barrier; a thread still
     running 5 seconds after the end is reported as hung (with its stack) and
@@ -356,8 +374,9 @@ def stress(
     one signal.
     """
     _check_arguments(signal, threads, seconds, method, switch_interval)
+    _check_check(check, check_every)
     run = _Run(signal, method, dict(kwargs or {}), sender, threads, churn=churn)
-    duration = run.run(seconds, switch_interval, progress)
+    duration = run.run(seconds, switch_interval, progress, check=check, check_every=check_every)
     total_calls = sum(s.calls for s in run.stats)
     return StressReport(
         target=target or signal._display_name(),
@@ -376,6 +395,7 @@ def stress(
         violations=run.violations,
         hung_threads=run.hung,
         probes=len(run.probes),
+        check_failures=run.check_failures,
     )
 
 
@@ -408,12 +428,26 @@ class _Run:
         self.barrier = threading.Barrier(threads + self.churners + 1)
         self.probes: list[_Probe] = []
         self.violations: list[str] = []
+        self.check_failures: list[str] = []  # appended to by the periodic checker, then this
         self.stats: list[ReceiverStats] = []
         self.hung: list[HungThread] = []
 
-    def run(self, seconds: float, switch_interval: float, progress: TextIO | None) -> float:
+    def run(
+        self,
+        seconds: float,
+        switch_interval: float,
+        progress: TextIO | None,
+        *,
+        check: Callable[[], object] | None = None,
+        check_every: float | None = None,
+    ) -> float:
         """Run every thread for *seconds*; return the measured duration."""
         wrappers, originals = _wrap(self.signal, self.recorder)
+        checker = None
+        if check is not None and check_every is not None:
+            checker = threading.Thread(
+                target=self.check_loop, args=(check, check_every), name="stress-check", daemon=True
+            )
         workers = [
             threading.Thread(target=self.dispatch_loop, args=(i,), name=f"stress-send-{i}")
             for i in range(self.threads)
@@ -430,6 +464,8 @@ class _Run:
                 worker.start()
             self.barrier.wait()
             started = time.monotonic()
+            if checker is not None:
+                checker.start()
             _wait_out(self.stop, started + seconds, self.sends, self.recorder, progress)
             self.stop.set()
             self.hung = _join(workers, _JOIN_GRACE_S)
@@ -439,6 +475,12 @@ class _Run:
             sys.setswitchinterval(previous_interval)
             _unwrap(self.signal, originals)
         duration = time.monotonic() - started
+        if checker is not None:
+            checker.join(_JOIN_GRACE_S)
+        if check is not None:
+            failure = _run_check(check, "after the run")
+            if failure is not None:
+                self.check_failures.append(failure)
         self.stats = [w.stats() for w in wrappers]
         if self.churners:
             self.violations.extend(_check_probes(self.probes, self.log))
@@ -449,6 +491,13 @@ class _Run:
                 if any(_deref(entry[1]) is p for entry in receivers)
             )
         return duration
+
+    def check_loop(self, check: Callable[[], object], every: float) -> None:
+        """Call the user's check every *every* seconds until the run stops."""
+        while not self.stop.wait(every):
+            failure = _run_check(check, "during the run")
+            if failure is not None:
+                self.check_failures.append(failure)  # list.append is atomic under the GIL
 
     def dispatch_loop(self, seed: int) -> None:
         """Dispatch until stopped, recording when each dispatch ran and how it ended."""
@@ -536,6 +585,38 @@ def _check_arguments(
         raise ValueError(f"method must be one of {choices}, not {method!r}.")
     if not isinstance(switch_interval, (int, float)) or not switch_interval > 0:
         raise ValueError(f"switch_interval must be a positive number, not {switch_interval!r}.")
+
+
+def _check_check(check: object, check_every: object) -> None:
+    if check is not None and not callable(check):
+        raise TypeError(f"check must be a callable taking no arguments, not {check!r}.")
+    if check_every is None:
+        return
+    if check is None:
+        raise ValueError(f"check_every={check_every!r} needs a check to call.")
+    if (
+        isinstance(check_every, bool)
+        or not isinstance(check_every, (int, float))
+        or not check_every > 0
+        or math.isinf(check_every)
+    ):
+        raise ValueError(
+            f"check_every must be a positive finite number of seconds, not {check_every!r}."
+        )
+
+
+def _run_check(check: Callable[[], object], when: str) -> str | None:
+    """Call the user's check; return what failed, or None."""
+    name = describe_receiver(check)
+    try:
+        result = check()
+    except AssertionError as exc:
+        return f"{name} failed {when}: {exc or 'AssertionError'}"
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's check is reported
+        return f"{name} raised {type(exc).__name__} {when}: {exc}"
+    if result is False:
+        return f"{name} returned False {when}"
+    return None
 
 
 def _wrap(signal: Signal, recorder: _Recorder) -> tuple[list[_Timed], list[Any]]:
@@ -744,6 +825,17 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--churn", action="store_true", help="also connect and disconnect probe receivers"
     )
+    parser.add_argument(
+        "--check",
+        metavar="module:function",
+        help="your invariant: called after the run; an AssertionError or False fails it",
+    )
+    parser.add_argument(
+        "--check-every",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="also call --check this often during the run",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=_run)
 
@@ -754,6 +846,17 @@ def _load_signal(spec: str) -> Signal:
         kind = type(signal).__name__
         raise UsageError(f"TARGET {spec!r} is a {kind}, not a parasignal Signal.")
     return signal
+
+
+def _load_check(spec: str | None, every: float | None) -> Callable[[], object] | None:
+    if spec is None:
+        if every is not None:
+            raise UsageError("--check-every needs --check.")
+        return None
+    check = _load(spec, "--check")
+    if not callable(check):
+        raise UsageError(f"--check {spec!r} is a {type(check).__name__}, not a function.")
+    return check
 
 
 def _check_kwargs(kwargs: Mapping[str, Any]) -> None:
@@ -769,6 +872,7 @@ def _run(args: argparse.Namespace) -> int:
         signal = _load_signal(args.target)
         sender = None if args.sender is None else _load(args.sender, "--sender")
         _check_kwargs(args.kwargs)
+        check = _load_check(args.check, args.check_every)
     except UsageError as exc:
         print(f"parasignal stress: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
@@ -779,7 +883,7 @@ def _run(args: argparse.Namespace) -> int:
     saved = structlog.get_config()
     structlog.configure(processors=[_drop_event])
     try:
-        report = _stress_from_args(signal, sender, args)
+        report = _stress_from_args(signal, sender, check, args)
     finally:
         structlog.configure(**saved)
     if args.json:
@@ -793,7 +897,9 @@ def _drop_event(_logger: object, _method: str, _event: Any) -> Any:
     raise structlog.DropEvent
 
 
-def _stress_from_args(signal: Signal, sender: object, args: argparse.Namespace) -> StressReport:
+def _stress_from_args(
+    signal: Signal, sender: object, check: Any, args: argparse.Namespace
+) -> StressReport:
     return stress(
         signal,
         threads=args.threads,
@@ -805,4 +911,6 @@ def _stress_from_args(signal: Signal, sender: object, args: argparse.Namespace) 
         churn=args.churn,
         target=args.target,
         progress=sys.stderr if sys.stderr.isatty() else None,
+        check=check,
+        check_every=args.check_every,
     )

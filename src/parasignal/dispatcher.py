@@ -23,8 +23,9 @@ ever waited on, while it is held.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -38,7 +39,7 @@ from ._dispatch import (
 )
 from ._fanout import in_helper, run_alone, run_batch
 from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
-from ._pool import PoolOwner, WorkerPool
+from ._pool import PoolOwner, PoolStats, WorkerPool
 from ._receivers import NO_RECEIVERS, NONE_ID, Receivers
 
 __all__ = ["NONE_ID", "NO_RECEIVERS", "Signal", "logger", "receiver"]
@@ -137,6 +138,10 @@ class Signal:
         self._pools = PoolOwner(executor, max_workers)
         self._origin = definition_site(self)
         self._found_name: str | None = None
+        # How many muted() blocks are open (any thread); changed under
+        # _mute_lock, read without it by every send (one int, atomically).
+        self._muted = 0
+        self._mute_lock = threading.Lock()
 
     # -- Django's public attributes -------------------------------------------------
 
@@ -286,6 +291,13 @@ class Signal:
 
         A rejected connect leaves the signal unchanged. Thread-safe.
         """
+        self._connect(receiver, sender, weak=weak, dispatch_uid=dispatch_uid)
+
+    def _connect(
+        self, receiver: Callable[..., Any], sender: object, *, weak: bool, dispatch_uid: object
+    ) -> bool:
+        # connect(), returning whether the receiver was added (it was not if
+        # it was connected the same way already).
         if not callable(receiver):
             raise TypeError("Signal receivers must be callable.")
         if not accepts_kwargs(receiver):
@@ -318,7 +330,7 @@ class Signal:
             with contextlib.suppress(TypeError):
                 sender_ref = connections.weak_reference(sender)
         entry = (lookup_key, reference, sender_ref, is_coroutine_function(receiver))
-        connections.add(lookup_key, entry)
+        return connections.add(lookup_key, entry)
 
     def disconnect(
         self, receiver: object = None, sender: object = None, dispatch_uid: object = None
@@ -333,6 +345,51 @@ class Signal:
         """
         lookup_key = (dispatch_uid or _make_id(receiver), _make_id(sender))
         return self._connections.remove(lookup_key)
+
+    @contextlib.contextmanager
+    def connected_to(
+        self,
+        receiver: Callable[..., Any],
+        sender: object = None,
+        *,
+        weak: bool = False,
+        dispatch_uid: object = None,
+    ) -> Iterator[Callable[..., Any]]:
+        """Connect *receiver* for the duration of a ``with`` block, as blinker's ``connected_to``.
+
+        ``with signal.connected_to(handler):`` connects it (strongly by
+        default: the block holds it, and a lambda would otherwise vanish at
+        once) and disconnects it when the block exits, even on an exception,
+        which propagates. A receiver already connected the same way before
+        the block stays connected after it. The arguments are
+        :meth:`connect`'s, with its checks. Thread-safe; other threads see
+        the receiver connected while the block runs.
+        """
+        added = self._connect(receiver, sender, weak=weak, dispatch_uid=dispatch_uid)
+        try:
+            yield receiver
+        finally:
+            if added:
+                self.disconnect(receiver, sender=sender, dispatch_uid=dispatch_uid)
+
+    @contextlib.contextmanager
+    def muted(self) -> Iterator[None]:
+        """Silence the signal for the duration of a ``with`` block, as blinker's ``muted``.
+
+        Inside it every send method returns ``[]`` at once and calls no
+        receiver: ``send``, ``send_robust``, ``asend``, ``asend_robust`` and
+        the parallel ones. Receivers stay connected, and may be connected
+        and disconnected meanwhile. Muting is signal-wide, not per thread:
+        sends from every thread are silenced while any ``muted()`` block is
+        open (blocks nest, and may overlap across threads). Thread-safe.
+        """
+        with self._mute_lock:
+            self._muted += 1
+        try:
+            yield
+        finally:
+            with self._mute_lock:
+                self._muted -= 1
 
     def has_listeners(self, sender: object = None) -> bool:
         """Return whether any live receiver would receive a send from *sender*.
@@ -360,6 +417,8 @@ class Signal:
         running an event loop this raises :class:`RuntimeError`: await
         :meth:`asend` there.
         """
+        if self._muted:
+            return []  # see muted()
         if not self._connections.entries:
             return []
         sync, async_ = self._connections.view(sender, _make_id_now)
@@ -390,6 +449,8 @@ class Signal:
         Async receivers are awaited after the sync ones, as in :meth:`send`,
         their failures handled the same way. Thread-safe.
         """
+        if self._muted:
+            return []  # see muted()
         if not self._connections.entries:
             return []
         sync, async_ = self._connections.view(sender, _make_id_now)
@@ -458,6 +519,8 @@ class Signal:
     async def _asend(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
     ) -> Responses:
+        if self._muted:
+            return []  # see muted()
         if not self._connections.entries:
             return []
         sync, async_ = self._live_receivers(sender)
@@ -521,6 +584,8 @@ class Signal:
     async def _asend_parallel(
         self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
     ) -> Responses:
+        if self._muted:
+            return []  # see muted()
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
         if "signal" in named:
@@ -599,6 +664,8 @@ class Signal:
     ) -> Responses:
         # The hot path of the library's main feature: names are looked up
         # once, and nothing is built that a quick dispatch does not need.
+        if self._muted:
+            return []  # see muted()
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
         if "signal" in named:
@@ -712,6 +779,18 @@ class Signal:
         else:
             msg = f"{where} cannot run: {exc}."
         raise RuntimeError(msg) from exc
+
+    def pool_stats(self) -> PoolStats | None:
+        """Return the state of the pool this signal's parallel dispatch runs on, now.
+
+        A :class:`~parasignal.PoolStats`: ``size`` (its ``max_workers``),
+        ``threads`` (alive), ``busy`` (running receivers) and ``queued``
+        (helpers waiting for a free thread: receivers that cannot start
+        yet). The signal's own pool (*max_workers*) or the shared one; None
+        with a user's *executor*, whose queue parasignal cannot see.
+        Thread-safe; a snapshot, stale as soon as it is returned.
+        """
+        return self._pools.stats()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop parallel dispatch on this signal and release its own pool.

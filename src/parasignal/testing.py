@@ -1,4 +1,4 @@
-"""Test helpers: run parallel dispatch inline, on the calling thread.
+"""Test helpers: run parallel dispatch inline, on the calling thread; restore the shared pool.
 
 In a test, receivers dispatched by ``send_parallel*`` or ``asend_parallel*``
 normally run on worker threads, outside the test's thread. With Django that
@@ -23,6 +23,16 @@ Inline mode is process-wide while active (dispatches from any thread run
 inline on their own thread) and nestable. The signal's *timeout* is not
 applied to sync receivers: one thread cannot stop a receiver, so all run to
 completion. Everything else (``send``, ``asend``...) is unchanged.
+
+``parasignal.shutdown()`` shuts the shared pool down for good, as an
+application means it to at exit; in a test suite, one test that calls it
+would break every later one. :func:`restored_shared_pool` (or the
+``parasignal_shared_pool`` fixture) gives the tests after it a fresh shared
+pool::
+
+    def test_shutting_down(parasignal_shared_pool):
+        parasignal.shutdown()
+        ...  # later tests dispatch on a new shared pool
 """
 
 from __future__ import annotations
@@ -30,9 +40,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from . import _inline
+from . import _inline, _pool
 
-__all__ = ["inline"]
+__all__ = ["inline", "restored_shared_pool"]
 
 
 @contextlib.contextmanager
@@ -48,15 +58,36 @@ def inline() -> Iterator[None]:
         _inline.leave()
 
 
+@contextlib.contextmanager
+def restored_shared_pool() -> Iterator[None]:
+    """Leave a usable shared pool behind the block, even if it shut the shared one down.
+
+    On exit, the shared pool (shut down by ``parasignal.shutdown()`` inside
+    the block, or not) is shut down, waiting for its threads, and the next
+    parallel dispatch starts a new one, as at the first. Signals with their
+    own pool or executor are not touched. Meant for tests, not applications.
+    """
+    try:
+        yield
+    finally:
+        _pool.reset_default_pool(wait=True)
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - without pytest there is no fixture to offer
     pass
 else:
-    __all__ += ["parasignal_inline"]
+    __all__ += ["parasignal_inline", "parasignal_shared_pool"]
 
     @pytest.fixture
     def parasignal_inline() -> Iterator[None]:
         """Pytest fixture: the test runs with :func:`inline` active."""
         with inline():
+            yield
+
+    @pytest.fixture
+    def parasignal_shared_pool() -> Iterator[None]:
+        """Pytest fixture: a fresh shared pool after the test (see restored_shared_pool())."""
+        with restored_shared_pool():
             yield
