@@ -1,7 +1,10 @@
 """The options of a signal's parallel dispatch, checked: each bad value is refused by name.
 
-Used by ``Signal(...)`` and by assignment to the same attributes afterwards,
-so a bad value fails where it is given, with the same message either way.
+:class:`Options` is the part of :class:`~parasignal.Signal` that holds them
+(``name``, ``executor``, ``max_workers``, ``timeout``, ``caller_runs``): set
+by ``Signal(...)`` and by assignment to the same attributes afterwards,
+through the same checks, so a bad value fails where it is given, with the
+same message either way.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import math
 import numbers
 from concurrent.futures import Executor, ProcessPoolExecutor
 
+from ._pool import PoolOwner
+
 __all__ = [
+    "Options",
     "check_executor",
     "check_flag",
     "check_max_workers",
@@ -74,3 +80,91 @@ def check_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, not {value!r}.")
     return value
+
+
+def _exclusive(executor: object, max_workers: object) -> None:
+    if executor is not None and max_workers is not None:
+        raise ValueError(
+            f"Pass either executor or max_workers, not both (got executor={executor!r} "
+            f"and max_workers={max_workers!r})."
+        )
+
+
+class Options:
+    """A signal's options for parallel dispatch, checked on construction and assignment.
+
+    Where parallel dispatch runs (*executor*, *max_workers*) lives in a
+    :class:`~parasignal._pool.PoolOwner`, which also owns the signal's pool.
+    """
+
+    _name: str | None
+    _timeout: float | None
+    _caller_runs: bool
+    _pools: PoolOwner
+
+    def _init_options(
+        self,
+        name: object,
+        executor: object,
+        max_workers: object,
+        timeout: object,
+        caller_runs: object,
+    ) -> None:
+        name = check_name(name)
+        executor = check_executor(executor)
+        max_workers = check_max_workers(max_workers)
+        _exclusive(executor, max_workers)
+        self._timeout = check_timeout(timeout)
+        self._caller_runs = check_flag("caller_runs", caller_runs)
+        self._name = name
+        # Where parallel dispatch runs, and its shutdown.
+        self._pools = PoolOwner(executor, max_workers)
+
+    @property
+    def name(self) -> str | None:
+        """How events and messages name the signal (None: found from its definition)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = check_name(value)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a whole parallel dispatch may take; None waits for every receiver."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = check_timeout(value)
+
+    @property
+    def caller_runs(self) -> bool:
+        """Whether, without a timeout, the calling thread runs receivers too."""
+        return self._caller_runs
+
+    @caller_runs.setter
+    def caller_runs(self, value: bool) -> None:
+        self._caller_runs = check_flag("caller_runs", value)
+
+    @property
+    def executor(self) -> Executor | None:
+        """The user's executor that parallel dispatch runs on, if any."""
+        return self._pools.executor
+
+    @executor.setter
+    def executor(self, value: Executor | None) -> None:
+        executor = check_executor(value)
+        _exclusive(executor, self._pools.max_workers)
+        self._pools.executor = executor
+
+    @property
+    def max_workers(self) -> int | None:
+        """The size of the signal's own pool, if it has one."""
+        return self._pools.max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int | None) -> None:
+        max_workers = check_max_workers(value)
+        _exclusive(self._pools.executor, max_workers)
+        self._pools.max_workers = max_workers

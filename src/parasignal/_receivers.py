@@ -27,7 +27,15 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-__all__ = ["NONE_ID", "NO_RECEIVERS", "NO_VIEW", "Getter", "Receivers", "View"]
+__all__ = [
+    "NONE_ID",
+    "NO_RECEIVERS",
+    "NO_VIEW",
+    "DjangoAttributes",
+    "Getter",
+    "Receivers",
+    "View",
+]
 
 #: The sender key of receivers connected for every sender (``_make_id(None)``).
 NONE_ID: Final = id(None)
@@ -351,3 +359,58 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class DjangoAttributes:
+    """The part of :class:`~parasignal.Signal` that is Django's public bookkeeping.
+
+    ``receivers``, ``lock``, ``use_caching`` and ``sender_receivers_cache``
+    read and write the signal's :class:`Receivers`, so code written against
+    Django's attributes (and factory_boy's ``mute_signals``) works unchanged.
+    """
+
+    _connections: Receivers
+
+    @property
+    def receivers(self) -> list[Any]:
+        """The connected receivers, in connection order (Django's format).
+
+        Assigning a new list replaces them (``signal.receivers = []`` mutes
+        the signal), with or without :attr:`lock` held.
+        """
+        return self._connections.entries
+
+    @receivers.setter
+    def receivers(self, value: list[Any]) -> None:
+        self._connections.replace(value)
+
+    @property
+    def lock(self) -> Any:
+        """The :class:`threading.Lock` guarding the receiver bookkeeping."""
+        return self._connections.lock
+
+    @lock.setter
+    def lock(self, value: Any) -> None:
+        self._connections.lock = value
+
+    @property
+    def use_caching(self) -> bool:
+        """Whether the receivers chosen for each sender are cached, as in Django."""
+        return self._connections.use_caching
+
+    @use_caching.setter
+    def use_caching(self, value: bool) -> None:
+        self._connections.use_caching = value
+
+    @property
+    def sender_receivers_cache(self) -> Any:
+        """The per-sender cache (a ``WeakKeyDictionary`` with ``use_caching``)."""
+        return self._connections.cache
+
+    @sender_receivers_cache.setter
+    def sender_receivers_cache(self, value: Any) -> None:
+        self._connections.cache = value
+
+    def _clear_dead_receivers(self) -> None:
+        """Drop receivers and senders that died. Caller holds :attr:`lock`, as in Django."""
+        self._connections.clear_dead_locked()

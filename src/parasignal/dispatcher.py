@@ -27,9 +27,9 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, Final, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
-from . import _async, _events, _inline, _options
+from . import _async, _events, _inline
 from ._dispatch import (
     Dispatch,
     Responses,
@@ -39,8 +39,11 @@ from ._dispatch import (
 )
 from ._fanout import in_helper, run_alone, run_batch
 from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
-from ._pool import PoolOwner, PoolStats, WorkerPool
-from ._receivers import NO_RECEIVERS, NONE_ID, Receivers
+from ._options import Options
+from ._receivers import NO_RECEIVERS, NONE_ID, DjangoAttributes, Receivers
+
+if TYPE_CHECKING:
+    from ._pool import PoolStats, WorkerPool
 
 __all__ = ["NONE_ID", "NO_RECEIVERS", "Signal", "logger", "receiver"]
 
@@ -70,7 +73,7 @@ def _make_id_now(target: object) -> object:
     return _make_id(target)
 
 
-class Signal:
+class Signal(DjangoAttributes, Options):
     """A signal: receivers connect to it, senders send through it.
 
     ``Signal(use_caching=False)`` behaves as Django 6.1's ``Signal``. The
@@ -120,74 +123,18 @@ class Signal:
         timeout: float | None = None,
         caller_runs: bool = True,
     ) -> None:
-        name = _options.check_name(name)
-        executor = _options.check_executor(executor)
-        max_workers = _options.check_max_workers(max_workers)
-        if executor is not None and max_workers is not None:
-            raise ValueError(
-                f"Pass either executor or max_workers, not both (got executor={executor!r} "
-                f"and max_workers={max_workers!r})."
-            )
-        self._timeout = _options.check_timeout(timeout)
-        self._caller_runs = _options.check_flag("caller_runs", caller_runs)
-        self._name = name
+        # The options, checked (they live in Options, the executor and the
+        # signal's pool in a PoolOwner).
+        self._init_options(name, executor, max_workers, timeout, caller_runs)
         # Who is connected (the public receivers, lock, use_caching and
-        # sender_receivers_cache live there).
+        # sender_receivers_cache live there: see DjangoAttributes).
         self._connections = Receivers(use_caching)
-        # Where parallel dispatch runs, and its shutdown.
-        self._pools = PoolOwner(executor, max_workers)
         self._origin = definition_site(self)
         self._found_name: str | None = None
         # How many muted() blocks are open (any thread); changed under
         # _mute_lock, read without it by every send (one int, atomically).
         self._muted = 0
         self._mute_lock = threading.Lock()
-
-    # -- Django's public attributes -------------------------------------------------
-
-    @property
-    def receivers(self) -> list[Any]:
-        """The connected receivers, in connection order (Django's format).
-
-        Assigning a new list replaces them (``signal.receivers = []`` mutes
-        the signal), with or without :attr:`lock` held.
-        """
-        return self._connections.entries
-
-    @receivers.setter
-    def receivers(self, value: list[Any]) -> None:
-        self._connections.replace(value)
-
-    @property
-    def lock(self) -> Any:
-        """The :class:`threading.Lock` guarding the receiver bookkeeping."""
-        return self._connections.lock
-
-    @lock.setter
-    def lock(self, value: Any) -> None:
-        self._connections.lock = value
-
-    @property
-    def use_caching(self) -> bool:
-        """Whether the receivers chosen for each sender are cached, as in Django."""
-        return self._connections.use_caching
-
-    @use_caching.setter
-    def use_caching(self, value: bool) -> None:
-        self._connections.use_caching = value
-
-    @property
-    def sender_receivers_cache(self) -> Any:
-        """The per-sender cache (a ``WeakKeyDictionary`` with ``use_caching``)."""
-        return self._connections.cache
-
-    @sender_receivers_cache.setter
-    def sender_receivers_cache(self, value: Any) -> None:
-        self._connections.cache = value
-
-    def _clear_dead_receivers(self) -> None:
-        """Drop receivers and senders that died. Caller holds :attr:`lock`, as in Django."""
-        self._connections.clear_dead_locked()
 
     def _live_receivers(
         self, sender: object
@@ -201,65 +148,6 @@ class Signal:
             [r for get in sync if (r := get()) is not None],
             [r for get in async_ if (r := get()) is not None],
         )
-
-    # -- parasignal's options -------------------------------------------------------
-
-    @property
-    def name(self) -> str | None:
-        """How events and messages name the signal (None: found from its definition)."""
-        return self._name
-
-    @name.setter
-    def name(self, value: str | None) -> None:
-        self._name = _options.check_name(value)
-
-    @property
-    def timeout(self) -> float | None:
-        """Seconds a whole parallel dispatch may take; None waits for every receiver."""
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self._timeout = _options.check_timeout(value)
-
-    @property
-    def caller_runs(self) -> bool:
-        """Whether, without a timeout, the calling thread runs receivers too."""
-        return self._caller_runs
-
-    @caller_runs.setter
-    def caller_runs(self, value: bool) -> None:
-        self._caller_runs = _options.check_flag("caller_runs", value)
-
-    @property
-    def executor(self) -> Executor | None:
-        """The user's executor that parallel dispatch runs on, if any."""
-        return self._pools.executor
-
-    @executor.setter
-    def executor(self, value: Executor | None) -> None:
-        executor = _options.check_executor(value)
-        if executor is not None and self._pools.max_workers is not None:
-            raise ValueError(
-                f"Pass either executor or max_workers, not both (got executor={value!r} "
-                f"and max_workers={self._pools.max_workers!r})."
-            )
-        self._pools.executor = executor
-
-    @property
-    def max_workers(self) -> int | None:
-        """The size of the signal's own pool, if it has one."""
-        return self._pools.max_workers
-
-    @max_workers.setter
-    def max_workers(self, value: int | None) -> None:
-        max_workers = _options.check_max_workers(value)
-        if max_workers is not None and self._pools.executor is not None:
-            raise ValueError(
-                f"Pass either executor or max_workers, not both (got "
-                f"executor={self._pools.executor!r} and max_workers={value!r})."
-            )
-        self._pools.max_workers = max_workers
 
     # -- Django's API -----------------------------------------------------------
 
