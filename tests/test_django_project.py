@@ -57,14 +57,15 @@ def test_the_projects_tests_pass_under_djangos_test_runner(tmp_path: Path) -> No
     assert report.count(" ... ok") == TESTS, report[-2000:]
 
 
-def test_the_readmes_on_commit_recipe_is_the_tested_one() -> None:
+def test_the_django_guides_on_commit_recipe_is_the_tested_one() -> None:
     source = (PROJECT / "shop" / "orders.py").read_text()
     recipe = source[source.index("def place_order") :].strip()
-    readme = (ROOT / "README.md").read_text()
-    assert recipe in readme, "README's on_commit recipe drifted from shop/orders.py"
+    guide = (ROOT / "docs" / "django.md").read_text()
+    assert recipe in guide, "docs/django.md's on_commit recipe drifted from shop/orders.py"
 
 
-def test_the_readmes_inline_test_example_is_one_of_the_projects_tests() -> None:
+def test_the_django_guides_inline_test_example_is_one_of_the_projects_tests() -> None:
     tests = (PROJECT / "shop" / "tests.py").read_text()
     example = tests[tests.index("class PlaceOrderTests") :].strip()
-    assert example in (ROOT / "README.md").read_text(), "README's TestCase example drifted"
+    guide = (ROOT / "docs" / "django.md").read_text()
+    assert example in guide, "docs/django.md's TestCase example drifted"

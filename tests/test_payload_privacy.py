@@ -56,7 +56,9 @@ def test_a_dispatch_names_the_keywords_but_hides_their_values() -> None:
 
     named = {"card": SECRET, "amount": 5}
     robust = False
-    dispatch = Dispatch(None, "orders", "send_parallel", "shop", named, robust, None, None, print)
+    dispatch = Dispatch(
+        None, lambda: "orders", "send_parallel", "shop", named, robust, None, None, print
+    )
     text = repr(dispatch)
     assert SECRET not in text
     assert "amount, card" in text

@@ -274,3 +274,24 @@ def test_send_parallel_robust_answers_exactly_what_send_robust_answers(
             assert len(logged) == len(failed)
             assert all(e["method"] == "send_parallel_robust" for e in logged)
     assert len(receivers) == len(specs)
+
+
+def test_a_base_exception_after_a_receiver_stuck_past_the_deadline_still_propagates() -> None:
+    # Regression: the later receiver's response was the engine's placeholder.
+    release = threading.Event()
+
+    def stuck(**kwargs: Any) -> None:
+        release.wait(10)
+
+    def exits(**kwargs: Any) -> None:
+        raise SystemExit(3)
+
+    signal = Signal(timeout=0.2, max_workers=2)
+    signal.connect(stuck)
+    signal.connect(exits)
+    try:
+        with pytest.raises(SystemExit):
+            signal.send_parallel_robust(None)
+    finally:
+        release.set()
+    signal.shutdown()

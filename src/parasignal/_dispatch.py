@@ -77,7 +77,8 @@ class Dispatch:
 
     * *signal*: passed to every receiver as ``signal=``; nothing else is
       done with it.
-    * *name*: the signal's name for events and messages.
+    * *name_of*: gives the signal's name for events and messages, asked
+      only when one is made (finding a signal's name may scan its module).
     * *method*: the public method that was called (``"send_parallel"``...).
     * *sender* and *named*: what every receiver is called with.
     * *robust*: whether failures become responses.
@@ -96,9 +97,10 @@ class Dispatch:
     """
 
     __slots__ = (
+        "_name",
         "deadline",
         "method",
-        "name",
+        "name_of",
         "named",
         "on_failure",
         "robust",
@@ -110,7 +112,7 @@ class Dispatch:
     def __init__(  # noqa: PLR0917 - one positional field each, made once per send
         self,
         signal: object,
-        name: str,
+        name_of: Callable[[], str],
         method: str,
         sender: object,
         named: Mapping[str, Any],
@@ -121,7 +123,8 @@ class Dispatch:
         /,
     ) -> None:
         self.signal = signal
-        self.name = name
+        self.name_of = name_of
+        self._name: str | None = None
         self.method = method
         self.sender = sender
         self.named = named
@@ -136,6 +139,14 @@ class Dispatch:
             f"<parasignal dispatch {self.name}.{self.method}(): "
             f"sender and {{{names}}} (values hidden)>"
         )
+
+    @property
+    def name(self) -> str:
+        """The signal's name, as events and messages give it."""
+        name = self._name
+        if name is None:
+            name = self._name = self.name_of()
+        return name
 
     @property
     def where(self) -> str:

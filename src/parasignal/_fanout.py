@@ -451,13 +451,7 @@ class Batch:
                         self._fail(index, _Failure(exc, receiver, dispatch, ctx, started))
                         break
                     value = exc
-                    ctx.run(
-                        dispatch.report_failure,
-                        receiver,
-                        exc,
-                        duration_ms=(clock() - started) * 1000.0,
-                        thread=threading.current_thread().name,
-                    )
+                    _report_robust(ctx, dispatch, receiver, exc, started)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     mine += 1
                     self._fail(index, _Failure(exc, receiver, dispatch, ctx, started))
@@ -667,13 +661,7 @@ class Batch:
                 except Exception as exc:  # noqa: BLE001 - every failure is reported or raised
                     if self.robust:
                         value = exc
-                        ctx.run(
-                            dispatch.report_failure,
-                            receiver,
-                            exc,
-                            duration_ms=(clock() - started) * 1000.0,
-                            thread=threading.current_thread().name,
-                        )
+                        _report_robust(ctx, dispatch, receiver, exc, started)
                     else:
                         failure = _Failure(exc, receiver, dispatch, ctx, started)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
@@ -1032,19 +1020,30 @@ def run_alone(dispatch: Dispatch, receiver: Callable[..., Any]) -> Responses:
     except Exception as exc:
         if not dispatch.robust:
             raise
-        ctx.run(
-            dispatch.report_failure,
-            receiver,
-            exc,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-            thread=threading.current_thread().name,
-        )
+        _report_robust(ctx, dispatch, receiver, exc, started)
         value = exc
     try:
         return [(receiver, value)]
     finally:
         # A robust failure's traceback holds this frame: no cycle through it.
         del value, dispatch, named
+
+
+def _report_robust(
+    ctx: contextvars.Context,
+    dispatch: Dispatch,
+    receiver: Callable[..., Any],
+    exc: BaseException,
+    started: float,
+) -> None:
+    """Report a robust dispatch's receiver failure, in the receiver's context, on its thread."""
+    ctx.run(
+        dispatch.report_failure,
+        receiver,
+        exc,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+        thread=threading.current_thread().name,
+    )
 
 
 def _answer(batch: Batch, settled: _Settled) -> Responses:
@@ -1066,7 +1065,9 @@ def _answer(batch: Batch, settled: _Settled) -> Responses:
     raised: int | None = None
     if failures:
         first = min(failures)
-        if not any(i < first for i in (*running, *not_started)):
+        # Robust, a failure recorded here is not an Exception (SystemExit...):
+        # it propagates, as in send_robust, whatever else is unfinished.
+        if batch.robust or not any(i < first for i in (*running, *not_started)):
             raised = first
     for index in sorted(failures):
         if index != raised:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 
+from . import _remote
 from ._pool import PoolOwner
 
 __all__ = [
@@ -60,18 +61,22 @@ def check_max_workers(max_workers: object) -> int | None:
 
 
 def check_executor(executor: object) -> Executor | None:
-    """Return *executor* if it is None or an in-process ``Executor``; else raise."""
+    """Return *executor* if it is None or an ``Executor``; else raise naming it.
+
+    A ``distributed.Client`` stands for its ``get_executor()``, which is
+    returned. An executor whose tasks run in other processes (a
+    ``ProcessPoolExecutor``, dask's) is recorded as such, so that dispatch
+    sends receivers there (see ``_remote``).
+    """
     if executor is None:
         return None
+    executor = _remote.as_executor(executor)
     if not isinstance(executor, Executor):
         raise TypeError(
-            f"executor must be a concurrent.futures.Executor or None, not {executor!r}."
+            f"executor must be a concurrent.futures.Executor (or a distributed.Client) or None, "
+            f"not {executor!r}."
         )
-    if isinstance(executor, ProcessPoolExecutor):
-        raise TypeError(
-            f"executor must run receivers in this process (a thread pool), not {executor!r}: "
-            "receivers and their arguments are not sent to other processes."
-        )
+    _remote.check_out_of_process(executor)
     return executor
 
 

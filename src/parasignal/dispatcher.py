@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
-from . import _async, _events, _inline
+from . import _async, _events, _inline, _remote
 from ._dispatch import (
     Dispatch,
     Responses,
@@ -86,6 +85,13 @@ class Signal(DjangoAttributes, Options):
       ``"module:line"`` of its definition).
     * *executor*: a ``concurrent.futures.Executor`` the caller owns and shuts
       down; receivers run on its threads. parasignal never shuts it down.
+      One that runs tasks in other processes, a ``ProcessPoolExecutor`` or
+      dask.distributed's ``client.get_executor()`` (a ``distributed.Client``
+      is taken as that, and ``executor`` then returns it), gets the
+      receivers, sender and named arguments pickled, one task per receiver,
+      with the same answer and failure rules; receivers, sender and
+      arguments that do not pickle raise :class:`TypeError` before anything
+      is sent. See ``docs/beyond-one-machine.md``.
     * *max_workers*: give the signal its own pool of at most this many
       threads, created on first use.
     * neither: use the process-wide shared pool (64 threads, named
@@ -201,11 +207,8 @@ class Signal(DjangoAttributes, Options):
         connections = self._connections
         reference: object = receiver
         if weak:
-            ref_type: Any = weakref.ref
-            if hasattr(receiver, "__self__") and hasattr(receiver, "__func__"):
-                ref_type = weakref.WeakMethod
             try:
-                reference = connections.weak_reference(receiver, ref_type)
+                reference = connections.weak_reference(receiver)
             except TypeError as exc:
                 raise TypeError(
                     f"Cannot connect {receiver!r} weakly: it cannot be weakly referenced. "
@@ -487,7 +490,7 @@ class Signal(DjangoAttributes, Options):
         deadline, timeout = dispatch_deadline(self._timeout)
         dispatch = Dispatch(
             self,
-            self._display_name(),
+            self._display_name,
             method,
             sender,
             named,
@@ -496,6 +499,9 @@ class Signal(DjangoAttributes, Options):
             deadline,
             self._report_failure,
         )
+        if type(executor) in _remote.OUT_OF_PROCESS_TYPES:
+            # Receivers in other processes, awaited without blocking the loop.
+            return await _remote.asend_parallel(dispatch, sync, async_, executor)
         return await _async.asend_parallel(dispatch, sync, async_, executor)
 
     # -- parallel dispatch ----------------------------------------------------
@@ -581,7 +587,7 @@ class Signal(DjangoAttributes, Options):
             deadline, timeout = dispatch_deadline(timeout)
         dispatch = Dispatch(
             self,
-            self._name or self._found_name or self._display_name(),
+            self._display_name,
             method,
             sender,
             named,
@@ -599,7 +605,11 @@ class Signal(DjangoAttributes, Options):
             # leave a receiver that hangs), and always in a dispatch nested
             # in a helper, whose pool may have no other free thread.
             caller_runs = (deadline is None and self._caller_runs) or in_helper()
-            if len(receivers) == 1 and (caller_runs or executor is None):
+            if type(executor) in _remote.OUT_OF_PROCESS_TYPES:
+                # Receivers in other processes (a process pool, a dask cluster):
+                # the type was recorded when the executor was checked.
+                responses = _remote.send_parallel(dispatch, receivers, executor)
+            elif len(receivers) == 1 and (caller_runs or executor is None):
                 # Nothing could run beside it: no batch, no helper.
                 responses = run_alone(dispatch, receivers[0])
             else:
@@ -628,7 +638,7 @@ class Signal(DjangoAttributes, Options):
         """Make the value one dispatch hands down to whatever calls the receivers."""
         return Dispatch(
             self,
-            self._name or self._found_name or self._display_name(),
+            self._display_name,
             method,
             sender,
             named,

@@ -1,7 +1,8 @@
 """Placing an order from code that may run inside a transaction: the ``on_commit`` recipe.
 
-The README's recipe, verbatim (``tests/test_django_project.py`` checks that
-the two agree). parasignal's receivers run on worker threads, with database
+The Django guide's recipe (``docs/django.md``), verbatim
+(``tests/test_django_project.py`` checks that the two agree). parasignal's
+receivers run on worker threads here (the signal has a deadline), with database
 connections of their own: they cannot see a transaction that has not
 committed, and on SQLite they would wait for its lock. So the signal goes
 out from ``transaction.on_commit``: once the outermost ``atomic()`` block

@@ -314,7 +314,7 @@ class InlineModeTests(TestCase):
 
 
 class PlaceOrderTests(TestCase):
-    """The README's example: the order's receivers run inline, inside the test's transaction."""
+    """The Django guide's example: the order's receivers run inline, in the test's transaction."""
 
     def test_receivers_see_the_order(self) -> None:
         """mark_notified, one of order_placed's receivers, finds the uncommitted order."""
