@@ -1,5 +1,8 @@
 """Everything awaited: ``asend*``, ``asend_parallel*``, and async receivers anywhere.
 
+:class:`AsyncSending` is the part of ``Signal`` with those four methods; the
+functions below do the work, on a :class:`~parasignal._dispatch.Dispatch`:
+
 * :func:`asend`: Django 6.1's ``asend``. The sync receivers one after
   another in one call on one thread (:func:`call_on_one_thread`: asgiref's
   ``sync_to_async(thread_sensitive=True)`` when it is importable), then the
@@ -33,18 +36,29 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from . import _remote
 from ._contexts import copy_back, copy_back_all
-from ._dispatch import Dispatch, Responses, Unfinished, call_in_order
+from ._dispatch import (
+    Dispatch,
+    Responses,
+    Unfinished,
+    call_in_order,
+    dispatch_deadline,
+    signal_among_named,
+)
 from ._fanout import Batch, finish_batch, in_helper
 
 if TYPE_CHECKING:
-    from ._pool import WorkerPool
+    from ._events import FailureDetails
+    from ._pool import PoolOwner, WorkerPool
+    from ._receivers import Receivers
 
 __all__ = [
+    "AsyncSending",
     "asend",
     "asend_parallel",
     "asgiref_sync_to_async",
@@ -171,14 +185,18 @@ async def asend_parallel(
 ) -> Responses:
     """``asend_parallel``/``asend_parallel_robust`` (see ``Signal.asend_parallel``).
 
-    *executor* runs the sync receivers. None means inline mode
+    *executor* runs the sync receivers: on the thread engine, or in other
+    processes when it is an out-of-process executor (``_remote``). None means inline mode
     (``parasignal.testing.inline()``): they run through the same engine on
     the thread ``asend`` would use, so a test's transaction is visible to
     them.
     """
     responses: Responses = []
     if sync:
-        if executor is None:
+        if type(executor) in _remote.OUT_OF_PROCESS_TYPES:
+            # Receivers in other processes, awaited without blocking the loop.
+            responses = await _remote.await_receivers(dispatch, sync, executor)
+        elif executor is None:
             responses = await call_on_one_thread(
                 functools.partial(_run_inline_keeping_contexts, dispatch, sync)
             )
@@ -500,3 +518,183 @@ async def _wait_for_tasks(
         for task in tasks:
             task.remove_done_callback(on_done)
     return {task for task in tasks if not task.done()}
+
+
+# -- Signal's async methods ---------------------------------------------------------
+
+
+class AsyncSending:
+    """The part of :class:`~parasignal.Signal` that is awaited, and its own-loop runner.
+
+    Each method takes the receivers for the sender from the signal's
+    snapshot, builds the dispatch value and hands it to the functions above;
+    nothing here is kept after the call returns.
+    """
+
+    if TYPE_CHECKING:
+        # Signal's (and Options'): declared for the type checker only.
+        _muted: int
+        _connections: Receivers
+        _pools: PoolOwner
+        _timeout: float | None
+
+        def _display_name(self) -> str: ...
+        def _report_failure(
+            self, receiver: Callable[..., Any], err: BaseException, details: FailureDetails
+        ) -> None: ...
+        def _live_receivers(
+            self, sender: object
+        ) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]: ...
+        def _dispatch(
+            self,
+            method: str,
+            sender: object,
+            named: Mapping[str, Any],
+            *,
+            robust: bool = False,
+            deadline: float | None = None,
+        ) -> Dispatch: ...
+        def _executor(self, method: str) -> Executor | WorkerPool | None: ...
+
+    def _run_async(self, getters: Sequence[Callable[[], Any]], dispatch: Dispatch) -> Responses:
+        # The async receivers of a send from sync code: on a loop of their own.
+        receivers = [r for get in getters if (r := get()) is not None]
+        if not receivers:
+            return []
+        return run(dispatch, receivers)
+
+    async def asend(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
+        """Send from async code, exactly as Django 6.1's ``asend`` does.
+
+        The sync receivers are called one after another, in connection
+        order, in one call on one thread: with asgiref installed (every
+        Django install), one ``asgiref.sync.sync_to_async(thread_sensitive=True)``
+        call, so they run on the thread Django's own thread-sensitive calls
+        use and share its database connection; without asgiref, one thread
+        of the running loop's default executor. Never on the event loop's
+        thread. They share one copy of the caller's :mod:`contextvars`
+        context, so each sees the changes the ones before it made, and the
+        changes flow back to the caller, even when one raises. Then the async
+        receivers are awaited concurrently on the running loop, sharing
+        another copy, whose changes flow back too.
+
+        Return ``[(receiver, response), ...]``: the sync receivers first,
+        then the async ones, each group in connection order.
+
+        Failure: a sync receiver's exception propagates at once; later sync
+        receivers and every async one are never called. The first async
+        receiver to fail cancels the others and is raised (several at once:
+        an ``ExceptionGroup``, as ``asyncio.TaskGroup`` raises).
+
+        The signal's *timeout* is not applied (Django's ``asend`` has no
+        deadline); use :meth:`asend_parallel` for one. If the awaiting task
+        is cancelled, async receivers still running are cancelled; a sync
+        receiver already running finishes on its thread, as with
+        ``sync_to_async``. Safe to call from any number of tasks and loops.
+        """
+        return await self._asend(sender, named, robust=False, method="asend")
+
+    async def asend_robust(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Like :meth:`asend`, but failures become responses, as in Django 6.1.
+
+        Every receiver is called. A receiver that raises an ``Exception``
+        gets the exception instance as its response and is reported through
+        :meth:`_log_robust_failure` (a ``signal.receiver_failed`` event),
+        on the thread it ran on. Exceptions that are not ``Exception``
+        subclasses propagate. No deadline, as in :meth:`asend`.
+        """
+        return await self._asend(sender, named, robust=True, method="asend_robust")
+
+    async def _asend(
+        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
+    ) -> Responses:
+        if self._muted:
+            return []  # see muted()
+        if not self._connections.entries:
+            return []
+        sync, async_ = self._live_receivers(sender)
+        if not (sync or async_):
+            return []
+        # No deadline: Django's asend has none.
+        return await asend(self._dispatch(method, sender, named, robust=robust), sync, async_)
+
+    async def asend_parallel(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Send from async code: sync receivers in parallel, then async ones concurrently.
+
+        The concurrent twin of :meth:`asend`, as :meth:`send_parallel` is of
+        :meth:`send`. The sync receivers run concurrently on the signal's
+        pool (see :class:`Signal`), each in its own copy of the caller's
+        :mod:`contextvars` context, with :meth:`send_parallel`'s rules: they
+        start in connection order; the exception :meth:`send` would raise is
+        raised once every receiver before it has finished; later ones never
+        start; failures nobody sees are logged. Then the async receivers are
+        awaited concurrently on the running loop, as in :meth:`asend`. The
+        event loop is never blocked while sync receivers run.
+
+        Return ``[(receiver, response), ...]`` ordered as :meth:`asend`
+        orders it. The contextvars changes each sync receiver made flow back
+        to the caller in connection order (even when one raises), then those
+        of the async receivers; sync receivers do not see each other's
+        changes while they run.
+
+        Deadline: the signal's *timeout* bounds the whole call. Unfinished
+        sync receivers are named in a :class:`TimeoutError` (and logged as
+        ``signal.receiver_timeout``); async ones still running are
+        cancelled. If the awaiting task is cancelled, no receiver starts
+        after that and async receivers still running are cancelled.
+
+        Threads: sync receivers run on worker threads, not the caller's, so
+        anything bound to a thread is not the caller's. With Django
+        configured, database connections on parasignal's worker threads are
+        handled as Django handles a request's (see the README, "Django").
+        Raise :class:`RuntimeError` if the signal or its pool has been shut
+        down and there are receivers.
+        """
+        return await self._asend_parallel(sender, named, robust=False, method="asend_parallel")
+
+    async def asend_parallel_robust(
+        self, sender: object, **named: Any
+    ) -> list[tuple[Callable[..., Any], Any]]:
+        """Like :meth:`asend_parallel`, but failures become responses, as in ``send_robust``.
+
+        A receiver that raises an ``Exception`` gets the exception instance as
+        its response and is logged as ``signal.receiver_failed``; at the
+        deadline, each unfinished receiver gets a :class:`TimeoutError` and is
+        logged as ``signal.receiver_timeout``.
+        """
+        return await self._asend_parallel(
+            sender, named, robust=True, method="asend_parallel_robust"
+        )
+
+    async def _asend_parallel(
+        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
+    ) -> Responses:
+        if self._muted:
+            return []  # see muted()
+        if self._pools.closed:
+            self._executor(method)  # raises, naming the signal
+        if "signal" in named:
+            raise signal_among_named(self._display_name(), method)
+        if not self._connections.entries:
+            return []
+        sync, async_ = self._live_receivers(sender)
+        if not (sync or async_):
+            return []
+        executor = self._executor(method) if sync else None  # None when inline
+        deadline, timeout = dispatch_deadline(self._timeout)
+        dispatch = Dispatch(
+            self,
+            self._display_name,
+            method,
+            sender,
+            named,
+            robust,
+            timeout,
+            deadline,
+            self._report_failure,
+        )
+        return await asend_parallel(dispatch, sync, async_, executor)

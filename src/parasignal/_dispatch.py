@@ -41,6 +41,7 @@ __all__ = [
     "group_error",
     "not_started_reason",
     "receiver_error",
+    "signal_among_named",
 ]
 
 #: ``send``'s answer: ``[(receiver, response), ...]`` in connection order.
@@ -427,6 +428,17 @@ def receiver_error(
 ) -> Exception:
     """Return the response a robust dispatch gives one unfinished receiver."""
     return error(f"Receiver {describe_receiver(receiver)} {reason} ({where}).")
+
+
+def signal_among_named(display_name: str, method: str) -> TypeError:
+    """Return the error for ``signal=`` passed among a parallel dispatch's named arguments."""
+    # Django's send() fails the same way, from its first receiver call
+    # ("got multiple values for keyword argument 'signal'"); here it fails
+    # before any receiver starts, robust or not.
+    return TypeError(
+        f"{display_name}.{method}() got 'signal' among its named arguments: "
+        "every receiver is called with signal= (the signal itself), so it cannot be passed."
+    )
 
 
 def call_in_order(dispatch: Dispatch, receivers: Sequence[Callable[..., Any]]) -> Responses:

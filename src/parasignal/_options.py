@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 import numbers
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING, NoReturn
 
-from . import _remote
+from . import _inline, _remote
 from ._pool import PoolOwner
+
+if TYPE_CHECKING:
+    from ._pool import PoolStats, WorkerPool
 
 __all__ = [
     "Options",
@@ -99,13 +103,18 @@ class Options:
     """A signal's options for parallel dispatch, checked on construction and assignment.
 
     Where parallel dispatch runs (*executor*, *max_workers*) lives in a
-    :class:`~parasignal._pool.PoolOwner`, which also owns the signal's pool.
+    :class:`~parasignal._pool.PoolOwner`, which also owns the signal's pool;
+    :meth:`_executor` picks it for one dispatch.
     """
 
     _name: str | None
     _timeout: float | None
     _caller_runs: bool
     _pools: PoolOwner
+
+    if TYPE_CHECKING:
+
+        def _display_name(self) -> str: ...  # Signal's
 
     def _init_options(
         self,
@@ -173,3 +182,45 @@ class Options:
         max_workers = check_max_workers(value)
         _exclusive(self._pools.executor, max_workers)
         self._pools.max_workers = max_workers
+
+    def _executor(self, method: str) -> Executor | WorkerPool | None:
+        """Return where a parallel dispatch runs, or raise RuntimeError naming the signal.
+
+        None in inline mode (``parasignal.testing.inline()``): the calling
+        thread runs every receiver.
+        """
+        executor = self._pools.ready()
+        if executor is None:
+            try:
+                executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
+            except RuntimeError as exc:
+                self._refuse(method, exc)
+        if _inline.depth:
+            # parasignal.testing.inline(): on this thread, one receiver
+            # after another, through the same engine (same answer, same
+            # failure rules, same events).
+            return None
+        return executor
+
+    def _refuse(self, method: str, exc: RuntimeError) -> NoReturn:
+        where = f"{self._display_name()}.{method}()"
+        if self._pools.closed:
+            msg = (
+                f"{where} cannot run: the signal has been shut down (Signal.shutdown()). "
+                "send(), send_robust(), asend() and asend_robust() still work."
+            )
+        else:
+            msg = f"{where} cannot run: {exc}."
+        raise RuntimeError(msg) from exc
+
+    def pool_stats(self) -> PoolStats | None:
+        """Return the state of the pool this signal's parallel dispatch runs on, now.
+
+        A :class:`~parasignal.PoolStats`: ``size`` (its ``max_workers``),
+        ``threads`` (alive), ``busy`` (running receivers) and ``queued``
+        (helpers waiting for a free thread: receivers that cannot start
+        yet). The signal's own pool (*max_workers*) or the shared one; None
+        with a user's *executor*, whose queue parasignal cannot see.
+        Thread-safe; a snapshot, stale as soon as it is returned.
+        """
+        return self._pools.stats()

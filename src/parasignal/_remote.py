@@ -162,7 +162,6 @@ from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any, Final, NamedTuple, cast
 
 from . import _events
-from ._async import gather
 from ._dispatch import Dispatch, Responses, Unfinished, not_started_reason, receiver_error
 from ._dispatch import report_failure as _report_failure
 from ._fanout import answer_expired
@@ -173,7 +172,7 @@ __all__ = [
     "RemoteSignal",
     "RemoteTraceback",
     "as_executor",
-    "asend_parallel",
+    "await_receivers",
     "run_in_worker",
     "runs_elsewhere",
     "send_parallel",
@@ -983,26 +982,17 @@ def _wait(flight: _Flight, deadline: float | None) -> None:
                 return
 
 
-async def asend_parallel(
-    dispatch: Dispatch,
-    sync: Sequence[Callable[..., Any]],
-    async_: Sequence[Callable[..., Any]],
-    executor: object,
+async def await_receivers(
+    dispatch: Dispatch, receivers: Sequence[Callable[..., Any]], executor: object
 ) -> Responses:
-    """``asend_parallel*`` with an out-of-process executor (see ``Signal.asend_parallel``).
+    """Run the sync receivers of ``asend_parallel*`` on an out-of-process executor; await them.
 
-    The sync receivers run in other processes, awaited without blocking
-    the event loop (the loop only pickles, submits and unpickles); then the
-    async receivers are awaited concurrently on the running loop, as
-    ``_async.asend_parallel`` does. If the awaiting task is cancelled,
+    They run in other processes, awaited without blocking the event loop
+    (the loop only pickles, submits and unpickles); ``_async.asend_parallel``
+    then awaits the async receivers. If the awaiting task is cancelled,
     unfinished tasks are cancelled and the cancellation propagates.
     """
-    responses: Responses = []
-    if sync:
-        responses = await _await_flight(dispatch, sync, cast("Executor", executor))
-    if async_:
-        responses += await gather(dispatch, async_)
-    return responses
+    return await _await_flight(dispatch, receivers, cast("Executor", executor))
 
 
 async def _await_flight(

@@ -26,23 +26,22 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
+from typing import Any, Final, TypeVar
 
-from . import _async, _events, _inline, _remote
+from . import _events, _inline, _remote
+from ._async import AsyncSending
 from ._dispatch import (
     Dispatch,
     Responses,
     call_in_order,
     deadline_var,
     dispatch_deadline,
+    signal_among_named,
 )
 from ._fanout import in_helper, run_alone, run_batch
 from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
 from ._options import Options
 from ._receivers import NO_RECEIVERS, NONE_ID, DjangoAttributes, Receivers
-
-if TYPE_CHECKING:
-    from ._pool import PoolStats, WorkerPool
 
 __all__ = ["NONE_ID", "NO_RECEIVERS", "Signal", "logger", "receiver"]
 
@@ -72,7 +71,7 @@ def _make_id_now(target: object) -> object:
     return _make_id(target)
 
 
-class Signal(DjangoAttributes, Options):
+class Signal(DjangoAttributes, Options, AsyncSending):
     """A signal: receivers connect to it, senders send through it.
 
     ``Signal(use_caching=False)`` behaves as Django 6.1's ``Signal``. The
@@ -354,156 +353,6 @@ class Signal(DjangoAttributes, Options):
         finally:
             del responses  # no cycle through a failure's traceback (see _send_parallel)
 
-    def _run_async(self, getters: Sequence[Callable[[], Any]], dispatch: Dispatch) -> Responses:
-        # The async receivers of a send from sync code: on a loop of their own.
-        receivers = [r for get in getters if (r := get()) is not None]
-        if not receivers:
-            return []
-        return _async.run(dispatch, receivers)
-
-    # -- async dispatch --------------------------------------------------------
-
-    async def asend(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
-        """Send from async code, exactly as Django 6.1's ``asend`` does.
-
-        The sync receivers are called one after another, in connection
-        order, in one call on one thread: with asgiref installed (every
-        Django install), one ``asgiref.sync.sync_to_async(thread_sensitive=True)``
-        call, so they run on the thread Django's own thread-sensitive calls
-        use and share its database connection; without asgiref, one thread
-        of the running loop's default executor. Never on the event loop's
-        thread. They share one copy of the caller's :mod:`contextvars`
-        context, so each sees the changes the ones before it made, and the
-        changes flow back to the caller, even when one raises. Then the async
-        receivers are awaited concurrently on the running loop, sharing
-        another copy, whose changes flow back too.
-
-        Return ``[(receiver, response), ...]``: the sync receivers first,
-        then the async ones, each group in connection order.
-
-        Failure: a sync receiver's exception propagates at once; later sync
-        receivers and every async one are never called. The first async
-        receiver to fail cancels the others and is raised (several at once:
-        an ``ExceptionGroup``, as ``asyncio.TaskGroup`` raises).
-
-        The signal's *timeout* is not applied (Django's ``asend`` has no
-        deadline); use :meth:`asend_parallel` for one. If the awaiting task
-        is cancelled, async receivers still running are cancelled; a sync
-        receiver already running finishes on its thread, as with
-        ``sync_to_async``. Safe to call from any number of tasks and loops.
-        """
-        return await self._asend(sender, named, robust=False, method="asend")
-
-    async def asend_robust(
-        self, sender: object, **named: Any
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        """Like :meth:`asend`, but failures become responses, as in Django 6.1.
-
-        Every receiver is called. A receiver that raises an ``Exception``
-        gets the exception instance as its response and is reported through
-        :meth:`_log_robust_failure` (a ``signal.receiver_failed`` event),
-        on the thread it ran on. Exceptions that are not ``Exception``
-        subclasses propagate. No deadline, as in :meth:`asend`.
-        """
-        return await self._asend(sender, named, robust=True, method="asend_robust")
-
-    async def _asend(
-        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
-    ) -> Responses:
-        if self._muted:
-            return []  # see muted()
-        if not self._connections.entries:
-            return []
-        sync, async_ = self._live_receivers(sender)
-        if not (sync or async_):
-            return []
-        # No deadline: Django's asend has none.
-        return await _async.asend(
-            self._dispatch(method, sender, named, robust=robust), sync, async_
-        )
-
-    async def asend_parallel(
-        self, sender: object, **named: Any
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        """Send from async code: sync receivers in parallel, then async ones concurrently.
-
-        The concurrent twin of :meth:`asend`, as :meth:`send_parallel` is of
-        :meth:`send`. The sync receivers run concurrently on the signal's
-        pool (see :class:`Signal`), each in its own copy of the caller's
-        :mod:`contextvars` context, with :meth:`send_parallel`'s rules: they
-        start in connection order; the exception :meth:`send` would raise is
-        raised once every receiver before it has finished; later ones never
-        start; failures nobody sees are logged. Then the async receivers are
-        awaited concurrently on the running loop, as in :meth:`asend`. The
-        event loop is never blocked while sync receivers run.
-
-        Return ``[(receiver, response), ...]`` ordered as :meth:`asend`
-        orders it. The contextvars changes each sync receiver made flow back
-        to the caller in connection order (even when one raises), then those
-        of the async receivers; sync receivers do not see each other's
-        changes while they run.
-
-        Deadline: the signal's *timeout* bounds the whole call. Unfinished
-        sync receivers are named in a :class:`TimeoutError` (and logged as
-        ``signal.receiver_timeout``); async ones still running are
-        cancelled. If the awaiting task is cancelled, no receiver starts
-        after that and async receivers still running are cancelled.
-
-        Threads: sync receivers run on worker threads, not the caller's, so
-        anything bound to a thread is not the caller's. With Django
-        configured, database connections on parasignal's worker threads are
-        handled as Django handles a request's (see the README, "Django").
-        Raise :class:`RuntimeError` if the signal or its pool has been shut
-        down and there are receivers.
-        """
-        return await self._asend_parallel(sender, named, robust=False, method="asend_parallel")
-
-    async def asend_parallel_robust(
-        self, sender: object, **named: Any
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        """Like :meth:`asend_parallel`, but failures become responses, as in ``send_robust``.
-
-        A receiver that raises an ``Exception`` gets the exception instance as
-        its response and is logged as ``signal.receiver_failed``; at the
-        deadline, each unfinished receiver gets a :class:`TimeoutError` and is
-        logged as ``signal.receiver_timeout``.
-        """
-        return await self._asend_parallel(
-            sender, named, robust=True, method="asend_parallel_robust"
-        )
-
-    async def _asend_parallel(
-        self, sender: object, named: Mapping[str, Any], *, robust: bool, method: str
-    ) -> Responses:
-        if self._muted:
-            return []  # see muted()
-        if self._pools.closed:
-            self._executor(method)  # raises, naming the signal
-        if "signal" in named:
-            raise _signal_among_named(self, method)
-        if not self._connections.entries:
-            return []
-        sync, async_ = self._live_receivers(sender)
-        if not (sync or async_):
-            return []
-        executor = self._executor(method) if sync else None  # None when inline
-        deadline, timeout = dispatch_deadline(self._timeout)
-        dispatch = Dispatch(
-            self,
-            self._display_name,
-            method,
-            sender,
-            named,
-            robust,
-            timeout,
-            deadline,
-            self._report_failure,
-        )
-        if type(executor) in _remote.OUT_OF_PROCESS_TYPES:
-            # Receivers in other processes, awaited without blocking the loop.
-            return await _remote.asend_parallel(dispatch, sync, async_, executor)
-        return await _async.asend_parallel(dispatch, sync, async_, executor)
-
     # -- parallel dispatch ----------------------------------------------------
 
     def send_parallel(self, sender: object, **named: Any) -> list[tuple[Callable[..., Any], Any]]:
@@ -563,7 +412,7 @@ class Signal(DjangoAttributes, Options):
         if self._pools.closed:
             self._executor(method)  # raises, naming the signal
         if "signal" in named:
-            raise _signal_among_named(self, method)
+            raise signal_among_named(self._display_name(), method)
         connections = self._connections
         if not connections.entries:
             return []
@@ -648,48 +497,6 @@ class Signal(DjangoAttributes, Options):
             self._report_failure,
         )
 
-    def _executor(self, method: str) -> Executor | WorkerPool | None:
-        """Return where a parallel dispatch runs, or raise RuntimeError naming the signal.
-
-        None in inline mode (``parasignal.testing.inline()``): the calling
-        thread runs every receiver.
-        """
-        executor = self._pools.ready()
-        if executor is None:
-            try:
-                executor = self._pools.executor_for(f"parasignal-{self._display_name()}")
-            except RuntimeError as exc:
-                self._refuse(method, exc)
-        if _inline.depth:
-            # parasignal.testing.inline(): on this thread, one receiver
-            # after another, through the same engine (same answer, same
-            # failure rules, same events).
-            return None
-        return executor
-
-    def _refuse(self, method: str, exc: RuntimeError | None) -> NoReturn:
-        where = f"{self._display_name()}.{method}()"
-        if self._pools.closed:
-            msg = (
-                f"{where} cannot run: the signal has been shut down (Signal.shutdown()). "
-                "send(), send_robust(), asend() and asend_robust() still work."
-            )
-        else:
-            msg = f"{where} cannot run: {exc}."
-        raise RuntimeError(msg) from exc
-
-    def pool_stats(self) -> PoolStats | None:
-        """Return the state of the pool this signal's parallel dispatch runs on, now.
-
-        A :class:`~parasignal.PoolStats`: ``size`` (its ``max_workers``),
-        ``threads`` (alive), ``busy`` (running receivers) and ``queued``
-        (helpers waiting for a free thread: receivers that cannot start
-        yet). The signal's own pool (*max_workers*) or the shared one; None
-        with a user's *executor*, whose queue parasignal cannot see.
-        Thread-safe; a snapshot, stale as soon as it is returned.
-        """
-        return self._pools.stats()
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop parallel dispatch on this signal and release its own pool.
 
@@ -753,16 +560,6 @@ class Signal(DjangoAttributes, Options):
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self._display_name()}>"
-
-
-def _signal_among_named(signal: Signal, method: str) -> TypeError:
-    # Django's send() fails the same way, from its first receiver call
-    # ("got multiple values for keyword argument 'signal'"); here it fails
-    # before any receiver starts, robust or not.
-    return TypeError(
-        f"{signal._display_name()}.{method}() got 'signal' among its named arguments: "
-        "every receiver is called with signal= (the signal itself), so it cannot be passed."
-    )
 
 
 def receiver(
