@@ -164,6 +164,47 @@ def test_without_a_timeout_the_calling_thread_runs_a_lone_receiver_itself() -> N
     assert threads == [threading.get_ident()] * 2
 
 
+@pytest.mark.parametrize("named", [{}, {"x": 1}], ids=["no named arguments", "named"])
+def test_a_lone_receiver_on_the_calling_thread_keeps_every_rule_of_send_parallel(
+    named: dict[str, Any],
+) -> None:
+    # One receiver and no deadline take a path of their own (no batch, no
+    # dispatch value unless it is robust): its own context, the same
+    # arguments, a failure raised as is, or answered and logged if robust.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("lone", default="unset")
+    signal = Signal()
+    seen: list[tuple[str, dict[str, Any]]] = []
+    fail = False
+
+    def receiver(**kwargs: Any) -> str:
+        seen.append((var.get(), kwargs))
+        var.set("receiver")
+        if fail:
+            raise KeyError("lone")
+        return "answer"
+
+    signal.connect(receiver)
+    token = var.set("caller")
+    try:
+        assert signal.send_parallel("sender", **named) == [(receiver, "answer")]
+        assert var.get() == "caller"
+        fail = True
+        with pytest.raises(KeyError, match="lone"):
+            signal.send_parallel("sender", **named)
+        assert var.get() == "caller"
+        with structlog.testing.capture_logs() as logs:
+            [(who, response)] = signal.send_parallel_robust("sender", **named)
+        assert var.get() == "caller"
+    finally:
+        var.reset(token)
+
+    assert who is receiver
+    assert isinstance(response, KeyError)
+    [event] = failures_logged(logs, 1)
+    assert event["method"] == "send_parallel_robust"
+    assert seen == [("caller", {"signal": signal, "sender": "sender", **named})] * 3
+
+
 @pytest.mark.parametrize("config", [{"timeout": 10.0}, {"caller_runs": False}], ids=str)
 def test_with_a_timeout_or_caller_runs_false_receivers_run_only_on_worker_threads(
     config: dict[str, Any],

@@ -53,7 +53,6 @@ from ._dispatch import (
 from ._fanout import Batch, finish_batch, in_helper
 
 if TYPE_CHECKING:
-    from ._events import FailureDetails
     from ._pool import PoolOwner, WorkerPool
     from ._receivers import Receivers
 
@@ -539,19 +538,16 @@ class AsyncSending:
         _timeout: float | None
 
         def _display_name(self) -> str: ...
-        def _report_failure(
-            self, receiver: Callable[..., Any], err: BaseException, details: FailureDetails
-        ) -> None: ...
         def _live_receivers(
             self, sender: object
         ) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]: ...
-        def _dispatch(
+        def _dispatch(  # noqa: PLR0917
             self,
             method: str,
             sender: object,
             named: Mapping[str, Any],
-            *,
             robust: bool = False,
+            timeout: float | None = None,
             deadline: float | None = None,
         ) -> Dispatch: ...
         def _executor(self, method: str) -> Executor | WorkerPool | None: ...
@@ -686,15 +682,5 @@ class AsyncSending:
             return []
         executor = self._executor(method) if sync else None  # None when inline
         deadline, timeout = dispatch_deadline(self._timeout)
-        dispatch = Dispatch(
-            self,
-            self._display_name,
-            method,
-            sender,
-            named,
-            robust,
-            timeout,
-            deadline,
-            self._report_failure,
-        )
+        dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
         return await asend_parallel(dispatch, sync, async_, executor)

@@ -38,7 +38,7 @@ from ._dispatch import (
     dispatch_deadline,
     signal_among_named,
 )
-from ._fanout import in_helper, run_alone, run_batch
+from ._fanout import call_alone, in_helper, run_alone, run_batch
 from ._inspect import accepts_kwargs, definition_site, find_module_name, is_coroutine_function
 from ._options import Options
 from ._receivers import NO_RECEIVERS, NONE_ID, DjangoAttributes, Receivers
@@ -434,17 +434,9 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             deadline = None
         else:
             deadline, timeout = dispatch_deadline(timeout)
-        dispatch = Dispatch(
-            self,
-            self._display_name,
-            method,
-            sender,
-            named,
-            robust,
-            timeout,
-            deadline,
-            self._report_failure,
-        )
+        # The dispatch value is made only where it is needed: one receiver
+        # that fails by raising needs none (a third of such a dispatch).
+        dispatch: Dispatch | None = None
         responses: Responses = []
         if receivers:
             executor = self._pools.ready()
@@ -457,15 +449,23 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             if type(executor) in _remote.OUT_OF_PROCESS_TYPES:
                 # Receivers in other processes (a process pool, a dask cluster):
                 # the type was recorded when the executor was checked.
+                dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
                 responses = _remote.send_parallel(dispatch, receivers, executor)
             elif len(receivers) == 1 and (caller_runs or executor is None):
                 # Nothing could run beside it: no batch, no helper.
-                responses = run_alone(dispatch, receivers[0])
+                if deadline is None and not robust:
+                    responses = call_alone(receivers[0], self, sender, named)
+                else:
+                    dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
+                    responses = run_alone(dispatch, receivers[0])
             else:
+                dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
                 responses = run_batch(dispatch, receivers, executor, caller_runs=caller_runs)
         if async_:
             # As send() does: after the sync receivers, on an event loop of
             # their own in this thread, within what is left of the deadline.
+            if dispatch is None:
+                dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
             responses += self._run_async(async_, dispatch)
         try:
             return responses
@@ -475,16 +475,19 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             # the answer and its exceptions form no cycle.
             del responses
 
-    def _dispatch(
+    def _dispatch(  # noqa: PLR0917 - a dispatch's fields, positionally, on the hot path
         self,
         method: str,
         sender: object,
         named: Mapping[str, Any],
-        *,
         robust: bool = False,
+        timeout: float | None = None,
         deadline: float | None = None,
     ) -> Dispatch:
-        """Make the value one dispatch hands down to whatever calls the receivers."""
+        """Make the value one dispatch hands down to whatever calls the receivers.
+
+        *timeout* words messages about a missed *deadline* (see ``Dispatch``).
+        """
         return Dispatch(
             self,
             self._display_name,
@@ -492,7 +495,7 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             sender,
             named,
             robust,
-            self._timeout,
+            timeout,
             deadline,
             self._report_failure,
         )
