@@ -213,3 +213,41 @@ def test_a_users_executor_runs_the_chain_on_its_threads() -> None:
         assert len(signal.send_parallel(None)) == 4
     assert len(threads) == 4
     assert all(name.startswith("users") for name in threads)
+
+
+def test_withdraw_takes_back_every_queued_occurrence_of_a_task_and_nothing_else() -> None:
+    # No worker can start (one thread, held by a blocker), so the queue is
+    # exactly what was posted.
+    pool = _pool.WorkerPool(1, "withdraw")
+    release = threading.Event()
+    started = threading.Event()
+    ran: list[str] = []
+
+    class Task:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self) -> None:
+            if self.name == "blocker":
+                started.set()
+                assert release.wait(WAIT)
+            ran.append(self.name)
+
+        def cancel(self) -> None:
+            pass
+
+    blocker, mine, other = Task("blocker"), Task("mine"), Task("other")
+    pool.post(blocker)
+    assert started.wait(WAIT)
+    for task in (mine, other, mine, mine):
+        pool.post(task)
+    assert pool.withdraw(other) == 1
+    assert pool.withdraw(other) == 0
+    assert pool.queued == 3
+    assert pool.withdraw(mine) == 3  # the whole queue, at once
+    assert pool.queued == 0
+    assert pool.withdraw(mine) == 0
+    pool.post(other)
+    release.set()
+    pool.shutdown(wait=True)
+    assert ran == ["blocker", "other"]
