@@ -8,6 +8,7 @@ a column says so); a case that was not measured (its library absent) shows
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 from _common import median
@@ -538,7 +539,7 @@ def render_notes(results: Results) -> list[str]:
     if m.matplotlib is None:
         notes.append("- matplotlib is not installed: no chart was drawn.")
     elif results.chart is not None:
-        notes.append(f"- Chart: `{results.chart}`.")
+        notes.append(f"- Chart: `{_shown(results.chart)}`.")
     return ["## Notes", "", *notes] if notes else []
 
 
@@ -560,3 +561,11 @@ def render(results: Results) -> str:
         render_notes(results),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
+
+
+def _shown(path: Path) -> str:
+    """*path* relative to the current directory when it is below it (no home paths in reports)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -32,6 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final, TypeVar
 
+import structlog
+
 import parasignal
 from _common import SignalFactory, connected, make_noops
 from cases_parallel import bench_asend, bench_fanout, bench_overhead, bench_saturation
@@ -77,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write a PNG chart here when matplotlib is installed (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    # parasignal's events (the saturation case logs signal.pool_saturated)
+    # go to stderr with the progress, so stdout is the report alone.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     config = QUICK if args.quick else DEFAULT
     django_version, django_signal = load_django()
     peers, peer_versions = load_peers()

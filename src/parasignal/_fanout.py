@@ -129,6 +129,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -156,6 +157,7 @@ __all__ = [
 _PENDING: Final = object()  # a receiver that has not started
 _RUNNING: Final = object()  # a receiver a helper started, not finished
 _FAILED: Final = object()  # a receiver whose exception is in Batch.failures
+_UNTIMED: Final = math.nan  # the start of a receiver whose failure cannot be logged
 
 
 def _unfinished(result: object) -> bool:
@@ -427,6 +429,8 @@ class Batch:
         pool = self._pool
         chain = self._max_helpers > 0
         clock = time.perf_counter
+        # Helpers that have started, each appended before its first claim.
+        slots = self._slots
         mine = 0  # receivers this thread finished
         try:
             # A for loop draws the tickets: cheaper than next() per receiver.
@@ -445,7 +449,13 @@ class Batch:
                         self._chain()
                 receiver = receivers[index]
                 ctx = context.copy()
-                started = clock()
+                # A failure's start time is read only to log it. Not robust,
+                # a failure is logged only if an earlier receiver failed too;
+                # with no helper started when this ticket was drawn, every
+                # earlier receiver ran here and succeeded, so this failure
+                # would be raised: its clock (a tenth of a quick receiver's
+                # cost) is skipped.
+                started = clock() if robust or slots else _UNTIMED
                 try:
                     # Literal keywords when there are no named arguments: it
                     # spares building and unpacking a dict per call.
