@@ -15,7 +15,7 @@ Without a deadline (the signal has no ``timeout``), and unless the signal
 says ``caller_runs=False``, the calling thread is a runner: it claims and
 runs receivers like any helper, then waits for those helpers still run. A
 dispatch of one receiver, or of quick ones, then costs about what ``send``
-costs (100 no-op receivers: about 1.1x Django's ``send`` here, where
+costs (100 no-op receivers: 0.9 to 1.0x Django's ``send`` here, where
 handing them to a worker costs 3x: a thread wake-up is 15 to 40 us). Those
 receivers run on the caller's thread, with its thread-locals (a Django
 database connection is the caller's, as in ``send``).

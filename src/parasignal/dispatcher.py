@@ -359,11 +359,20 @@ class Signal(DjangoAttributes, Options, AsyncSending):
         """Call every receiver for *sender* concurrently on worker threads.
 
         Receivers are chosen exactly as :meth:`send` chooses them. Each is
-        called as ``receiver(signal=self, sender=sender, **named)`` on a
-        thread of the signal's pool (see :class:`Signal`), in its own copy of
-        the caller's :mod:`contextvars` context. Receivers start in
-        connection order. Return ``[(receiver, response), ...]`` in
+        called as ``receiver(signal=self, sender=sender, **named)`` in its
+        own copy of the caller's :mod:`contextvars` context. Receivers start
+        in connection order. Return ``[(receiver, response), ...]`` in
         connection order: what :meth:`send` would return.
+
+        Threads: receivers run on the signal's pool (see :class:`Signal`).
+        Without a deadline (no *timeout* and no :func:`parasignal.deadline`),
+        the calling thread also takes part: it claims receivers in order
+        like a pool thread and wakes one more pool thread whenever work is
+        left, so quick receivers often all run on the calling thread, with
+        its thread-locals (a Django database connection, for one), as in
+        :meth:`send`. ``Signal(caller_runs=False)`` keeps every receiver on
+        the pool. With a deadline the caller only waits, so that it can
+        return at the deadline even if a receiver never does.
 
         Failure: the exception :meth:`send` would raise (the one from the
         earliest-connected failing receiver) is raised as soon as every
