@@ -108,6 +108,40 @@ def release(tmp_path: Path) -> Iterator[str]:
     path.touch()
 
 
+def _queued_on_scheduler(dask_scheduler: Any, prefix: str) -> int:
+    return sum(1 for key in dask_scheduler.tasks if str(key).startswith(prefix))
+
+
+def _queued_on_worker(dask_worker: Any, prefix: str) -> int:
+    waiting = {"ready", "constrained", "waiting", "fetch", "flight"}
+    return sum(
+        1
+        for key, task in dask_worker.state.tasks.items()
+        if str(key).startswith(prefix) and task.state in waiting
+    )
+
+
+def cancellation_delivered(executor: Executor, prefix: str) -> None:
+    """Wait until a dask cluster has acted on a cancellation of the tasks named *prefix*.
+
+    dask cancels by message (client to scheduler, scheduler to workers), so a
+    task queued on a worker can still start in the few milliseconds before
+    the message arrives: a test that frees the workers at once would see it
+    run. A process pool cancels at once (its call queue aside): nothing to wait for.
+    """
+    client = getattr(executor, "_client", None)
+    if client is None:
+        return
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        on_scheduler = client.run_on_scheduler(_queued_on_scheduler, prefix=prefix)
+        on_workers = sum(client.run(_queued_on_worker, prefix=prefix).values())
+        if on_scheduler == on_workers == 0:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"dask never acted on the cancellation of the {prefix!r} tasks")
+
+
 def signal_on(executor: Executor, *receivers: Callable[..., Any], **options: Any) -> Signal:
     signal = Signal(name="remote.signal", executor=executor, **options)
     for receiver in receivers:
@@ -323,6 +357,7 @@ def test_receivers_after_a_failure_that_had_not_started_never_start(
     with pytest.raises(ValueError, match="value failed"):
         signal.send_parallel(None, release=release, marks=str(marks))
     assert time.monotonic() - started < WAIT / 2  # raised at once, not after the wait
+    cancellation_delivered(executor, "remote_receivers.mark-")
     Path(release).touch()
     time.sleep(0.5)  # anything not cancelled would run now that the worker is free
     ran = len(list(marks.iterdir()))
@@ -423,6 +458,7 @@ def test_cancelling_the_awaiting_task_cancels_the_tasks_not_started(
             await asyncio.wait_for(dispatch, WAIT)
 
     asyncio.run(main())
+    cancellation_delivered(executor, "remote_receivers.mark_when_released-")
     Path(release).touch()
     time.sleep(0.5)  # anything not cancelled would run now that the workers are free
     # Two running, and on a process pool up to max_workers + 1 more in its
