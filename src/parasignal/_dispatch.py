@@ -241,17 +241,31 @@ class Dispatch:
     ) -> dict[int, Exception]:
         """Return the response a robust dispatch gives each unfinished receiver, by index."""
         if error is not TimeoutError:
-            reasons = dict.fromkeys(
-                [*unfinished.running, *unfinished.not_started], CANCELLED_REASON
+            groups = (
+                (unfinished.running, CANCELLED_REASON),
+                (unfinished.not_started, CANCELLED_REASON),
             )
         else:
-            reasons = dict.fromkeys(unfinished.running, deadline_reason(self.timeout))
-            reasons.update(dict.fromkeys(unfinished.not_started, unfinished.not_started_reason))
+            groups = (
+                (unfinished.running, deadline_reason(self.timeout)),
+                (unfinished.not_started, unfinished.not_started_reason),
+            )
         where = self.where
-        return {
-            index: receiver_error(error, where, reason, receivers[index])
-            for index, reason in reasons.items()
-        }
+        # A dispatch may leave 10,000 receivers unfinished, and answers them
+        # at its deadline: each name is made once per receiver object (the
+        # same function is often connected many times, under dispatch_uids),
+        # so the call returns within a few ms of the deadline.
+        names: dict[int, str] = {}
+        responses: dict[int, Exception] = {}
+        for indices, reason in groups:
+            tail = f" {reason} ({where})."
+            for index in indices:
+                receiver = receivers[index]
+                name = names.get(id(receiver))
+                if name is None:
+                    name = names[id(receiver)] = describe_receiver(receiver)
+                responses[index] = error(f"Receiver {name}{tail}")
+        return responses
 
 
 def report_failure(
@@ -345,30 +359,35 @@ def current_deadline() -> float | None:
     return _budget.get()
 
 
-def dispatch_deadline(timeout: float | None) -> tuple[float | None, float | None]:
+def dispatch_deadline(
+    timeout: float | None, now: float | None = None
+) -> tuple[float | None, float | None]:
     """Return a dispatch's deadline and its seconds, from the signal's *timeout* and the block's.
 
     The earlier of the two wins; the seconds (what was left at the start)
-    word messages. ``(None, None)``: no deadline.
+    word messages. ``(None, None)``: no deadline. *now*: the
+    ``time.monotonic()`` instant the dispatch began (default: now).
     """
+    if now is None:
+        now = time.monotonic()
     budget = _budget.get()
-    own = deadline_after(timeout)
+    own = deadline_after(timeout, now)
     if budget is None:
         return own, timeout if own is not None else None
     if own is not None and own <= budget:
         return own, timeout
-    return budget, max(0.0, budget - time.monotonic())
+    return budget, max(0.0, budget - now)
 
 
-def deadline_after(timeout: float | None) -> float | None:
-    """Return the monotonic deadline *timeout* seconds from now; None for no deadline.
+def deadline_after(timeout: float | None, now: float | None = None) -> float | None:
+    """Return the monotonic deadline *timeout* seconds after *now*; None for no deadline.
 
-    Beyond ``threading.TIMEOUT_MAX`` (about 292 years) a lock cannot wait, so
-    such a timeout means no deadline.
+    *now* defaults to ``time.monotonic()``. Beyond ``threading.TIMEOUT_MAX``
+    (about 292 years) a lock cannot wait, so such a timeout means no deadline.
     """
     if timeout is None or timeout >= threading.TIMEOUT_MAX:
         return None
-    return time.monotonic() + timeout
+    return (time.monotonic() if now is None else now) + timeout
 
 
 def deadline_reason(timeout: float | None) -> str:

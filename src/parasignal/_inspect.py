@@ -92,6 +92,10 @@ def describe_receiver(receiver: object) -> str:
     objects, classes and callable instances; never raises.
     """
     try:
+        if type(receiver) is types.FunctionType:
+            # Most receivers: what _describe() answers for them, sooner.
+            module = receiver.__module__
+            return f"{module}.{receiver.__qualname__}" if module else receiver.__qualname__
         return _describe(receiver)
     except Exception:  # noqa: BLE001 - a name is best effort, never a new failure
         return f"<{type(receiver).__qualname__} object>"

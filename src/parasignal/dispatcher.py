@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Final, TypeVar
@@ -422,6 +423,11 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             self._executor(method)  # raises, naming the signal
         if "signal" in named:
             raise signal_among_named(self._display_name(), method)
+        # A deadline counts from here: choosing the receivers (the first
+        # dispatch after a connect builds a snapshot of them all) is part of
+        # the time the dispatch may take.
+        timeout = self._timeout
+        began = None if timeout is None and deadline_var.get() is None else time.monotonic()
         connections = self._connections
         if not connections.entries:
             return []
@@ -438,11 +444,10 @@ class Signal(DjangoAttributes, Options, AsyncSending):
             ]
         if not (receivers or async_):
             return []
-        timeout = self._timeout
-        if timeout is None and deadline_var.get() is None:
+        if began is None:
             deadline = None
         else:
-            deadline, timeout = dispatch_deadline(timeout)
+            deadline, timeout = dispatch_deadline(timeout, began)
         # The dispatch value is made only where it is needed: one receiver
         # that fails by raising needs none (a third of such a dispatch).
         dispatch: Dispatch | None = None
