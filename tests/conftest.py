@@ -11,14 +11,29 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import LogCapture
 
 from parasignal import _pool
 
 # The parasignal_inline fixture, registered as the README tells users to.
 pytest_plugins = ["parasignal.testing"]
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Capture parasignal's events as an application would see them, contextvars merged in."""
+    capture = LogCapture()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        yield capture.entries
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
 
 
 def collect() -> None:

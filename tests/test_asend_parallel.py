@@ -13,56 +13,17 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
+from async_receivers import async_a, async_b, names, sync_a, sync_b, values
 from parasignal import Signal
 
 WAIT = 10.0
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 counter: contextvars.ContextVar[int] = contextvars.ContextVar("counter", default=0)
-
-Responses = list[tuple[Callable[..., Any], Any]]
-
-
-@pytest.fixture
-def logs() -> Iterator[list[Any]]:
-    capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
-
-
-def values(responses: Responses) -> list[Any]:
-    return [v for _, v in responses]
-
-
-def names(responses: Responses) -> list[str]:
-    return [r.__name__ for r, _ in responses]
-
-
-async def async_a(**kwargs: Any) -> str:
-    await asyncio.sleep(0)
-    return "async_a"
-
-
-async def async_b(**kwargs: Any) -> str:
-    return "async_b"
-
-
-def sync_a(**kwargs: Any) -> str:
-    return "sync_a"
-
-
-def sync_b(**kwargs: Any) -> str:
-    return "sync_b"
-
 
 METHODS = ["asend_parallel", "asend_parallel_robust"]
 
@@ -159,24 +120,6 @@ def test_the_event_loop_is_never_blocked_while_sync_receivers_run() -> None:
 # -- failures -----------------------------------------------------------------------
 
 
-def test_the_exception_send_would_raise_is_raised_and_async_receivers_never_run() -> None:
-    signal = Signal()
-    ran: list[str] = []
-
-    def fails(**kwargs: Any) -> None:
-        msg = "sync failure"
-        raise RuntimeError(msg)
-
-    async def later(**kwargs: Any) -> None:
-        ran.append("later")
-
-    signal.connect(fails)
-    signal.connect(later)
-    with pytest.raises(RuntimeError, match="sync failure"):
-        asyncio.run(signal.asend_parallel(sender=None))
-    assert ran == []
-
-
 def test_robust_returns_failures_as_responses_and_logs_them(logs: list[Any]) -> None:
     signal = Signal(name="arobust")
 
@@ -257,30 +200,6 @@ def test_sync_receivers_start_from_the_callers_context_in_copies_of_their_own() 
 
     assert asyncio.run(main()) == "changed"
     assert seen == ["from the caller"] * 2
-
-
-def test_context_changes_flow_back_even_when_a_receiver_raises() -> None:
-    signal = Signal()
-
-    def sets(**kwargs: Any) -> None:
-        var.set("set before the failure")
-
-    def fails(**kwargs: Any) -> None:
-        msg = "boom"
-        raise ValueError(msg)
-
-    signal.connect(sets)
-    signal.connect(fails)
-
-    async def main() -> str:
-        with pytest.raises(ValueError, match="boom"):
-            await signal.asend_parallel(sender=None)
-        return var.get()
-
-    assert asyncio.run(main()) == "set before the failure"
-
-
-# -- deadline -----------------------------------------------------------------------
 
 
 def test_the_deadline_names_unfinished_sync_receivers(logs: list[Any]) -> None:

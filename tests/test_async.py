@@ -11,53 +11,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
+from async_receivers import async_a, async_b, names, sync_a, sync_b, values
 from conftest import collect
 from parasignal import Signal, _async
 
 WAIT = 10.0
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
-
-
-@pytest.fixture
-def logs() -> Iterator[list[Any]]:
-    capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
-
-
-def names(responses: list[tuple[Callable[..., Any], Any]]) -> list[str]:
-    return [r.__name__ for r, _ in responses]
-
-
-def values(responses: list[tuple[Callable[..., Any], Any]]) -> list[Any]:
-    return [v for _, v in responses]
-
-
-async def async_a(**kwargs: Any) -> str:
-    await asyncio.sleep(0)
-    return "async_a"
-
-
-async def async_b(**kwargs: Any) -> str:
-    return "async_b"
-
-
-def sync_a(**kwargs: Any) -> str:
-    return "sync_a"
-
-
-def sync_b(**kwargs: Any) -> str:
-    return "sync_b"
 
 
 def mixed_signal(**kwargs: Any) -> Signal:
@@ -227,7 +191,8 @@ def test_asend_robust_returns_failures_as_responses(logs: list[Any]) -> None:
     assert sorted(e["method"] for e in logs) == ["asend_robust", "asend_robust"]
 
 
-def test_a_failing_sync_receiver_in_asend_propagates_and_async_ones_never_run() -> None:
+@pytest.mark.parametrize("method", ["asend", "asend_parallel"])
+def test_a_failing_sync_receiver_propagates_and_async_ones_never_run(method: str) -> None:
     signal = Signal()
     ran: list[str] = []
 
@@ -241,7 +206,7 @@ def test_a_failing_sync_receiver_in_asend_propagates_and_async_ones_never_run() 
     signal.connect(fails)
     signal.connect(later)
     with pytest.raises(RuntimeError, match="sync failure"):
-        asyncio.run(signal.asend(sender=None))
+        asyncio.run(getattr(signal, method)(sender=None))
     assert ran == []
 
 
@@ -593,7 +558,8 @@ def test_asend_keeps_an_earlier_sync_receivers_change_when_a_later_one_changes_n
     assert asyncio.run(main()) == "set by the first receiver"
 
 
-def test_asend_lets_contextvar_changes_flow_back_even_when_a_receiver_raises() -> None:
+@pytest.mark.parametrize("method", ["asend", "asend_parallel"])
+def test_contextvar_changes_flow_back_even_when_a_receiver_raises(method: str) -> None:
     signal = Signal()
 
     def sets(**kwargs: Any) -> None:
@@ -608,7 +574,7 @@ def test_asend_lets_contextvar_changes_flow_back_even_when_a_receiver_raises() -
 
     async def main() -> str:
         with pytest.raises(ValueError, match="boom"):
-            await signal.asend(sender=None)
+            await getattr(signal, method)(sender=None)
         return var.get()
 
     assert asyncio.run(main()) == "set before the failure"

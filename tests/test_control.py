@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
 import parasignal
 from parasignal import PoolStats, Signal, deadline
@@ -21,16 +19,6 @@ from parasignal._dispatch import current_deadline
 from parasignal.testing import restored_shared_pool
 
 WAIT = 10.0
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    capture = LogCapture()
-    structlog.configure(processors=[capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
 
 
 class Stuck:

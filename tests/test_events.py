@@ -7,12 +7,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import pytest
 import structlog
-from structlog.testing import LogCapture
 
 from parasignal import Signal, dispatcher
 
@@ -49,18 +48,6 @@ DISPATCH_TIMEOUT_KEYS = {
     "receivers",
     "not_started_reason",
 }
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """Capture events as an application would see them, contextvars merged in."""
-    capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
-        structlog.contextvars.clear_contextvars()
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -5,28 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
 from parasignal import Signal, testing
 from parasignal.testing import inline
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 Responses = list[tuple[Callable[..., Any], Any]]
-
-
-@pytest.fixture
-def logs() -> Iterator[list[Any]]:
-    capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
 
 
 def values(responses: Responses) -> list[Any]:

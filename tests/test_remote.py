@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
 import parasignal
 import remote_receivers as rr
@@ -88,16 +86,6 @@ def submitted(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> list[objec
 
     monkeypatch.setattr(target, "submit", counting_submit)
     return calls
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    capture = LogCapture()
-    structlog.configure(processors=[capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.reset_defaults()
 
 
 @pytest.fixture
