@@ -675,12 +675,13 @@ class AsyncSending:
             self._executor(method)  # raises, naming the signal
         if "signal" in named:
             raise signal_among_named(self._display_name(), method)
+        began = time.monotonic()  # the deadline counts from the call, as send_parallel's
         if not self._connections.entries:
             return []
         sync, async_ = self._live_receivers(sender)
         if not (sync or async_):
             return []
         executor = self._executor(method) if sync else None  # None when inline
-        deadline, timeout = dispatch_deadline(self._timeout)
+        deadline, timeout = dispatch_deadline(self._timeout, began)
         dispatch = self._dispatch(method, sender, named, robust, timeout, deadline)
         return await asend_parallel(dispatch, sync, async_, executor)
