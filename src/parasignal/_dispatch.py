@@ -258,13 +258,12 @@ class Dispatch:
         names: dict[int, str] = {}
         responses: dict[int, Exception] = {}
         for indices, reason in groups:
-            tail = f" {reason} ({where})."
             for index in indices:
                 receiver = receivers[index]
                 name = names.get(id(receiver))
                 if name is None:
                     name = names[id(receiver)] = describe_receiver(receiver)
-                responses[index] = error(f"Receiver {name}{tail}")
+                responses[index] = receiver_error(error, where, reason, receiver, name)
         return responses
 
 
@@ -443,10 +442,19 @@ def group_error(
 
 
 def receiver_error(
-    error: type[Exception], where: str, reason: str, receiver: Callable[..., Any]
+    error: type[Exception],
+    where: str,
+    reason: str,
+    receiver: Callable[..., Any],
+    name: str | None = None,
 ) -> Exception:
-    """Return the response a robust dispatch gives one unfinished receiver."""
-    return error(f"Receiver {describe_receiver(receiver)} {reason} ({where}).")
+    """Return the response a robust dispatch gives one unfinished receiver.
+
+    *name*: the receiver's description, if the caller already made it.
+    """
+    if name is None:
+        name = describe_receiver(receiver)
+    return error(f"Receiver {name} {reason} ({where}).")
 
 
 def signal_among_named(display_name: str, method: str) -> TypeError:

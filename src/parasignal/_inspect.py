@@ -92,30 +92,29 @@ def describe_receiver(receiver: object) -> str:
     objects, classes and callable instances; never raises.
     """
     try:
-        if type(receiver) is types.FunctionType:
-            # Most receivers: what _describe() answers for them, sooner.
-            module = receiver.__module__
-            return f"{module}.{receiver.__qualname__}" if module else receiver.__qualname__
         return _describe(receiver)
     except Exception:  # noqa: BLE001 - a name is best effort, never a new failure
         return f"<{type(receiver).__qualname__} object>"
 
 
 def _describe(receiver: Any) -> str:
-    wrapped = getattr(receiver, "__wrapped__", None)
-    if wrapped is not None and not isinstance(receiver, (types.FunctionType, types.MethodType)):
-        # A callable object standing in for another (as the stress tool's
-        # timing wrapper does) is named after what it wraps.
-        return _describe(wrapped)
-    if isinstance(receiver, functools.partial):
-        return f"functools.partial({_describe(receiver.func)})"
-    if isinstance(receiver, (types.MethodType, types.BuiltinMethodType)):
-        owner = getattr(receiver, "__self__", None)
-        func = getattr(receiver, "__func__", receiver)
-        if owner is not None and not isinstance(owner, types.ModuleType):
-            owner_type = owner if isinstance(owner, type) else type(owner)
-            name = getattr(func, "__name__", "?")
-            return f"{owner_type.__module__}.{owner_type.__qualname__}.{name}"
+    # Plain functions, most receivers, are named by their qualified name at
+    # once: none of the cases below applies to them.
+    if type(receiver) is not types.FunctionType:
+        wrapped = getattr(receiver, "__wrapped__", None)
+        if wrapped is not None and not isinstance(receiver, types.MethodType):
+            # A callable object standing in for another (as the stress tool's
+            # timing wrapper does) is named after what it wraps.
+            return _describe(wrapped)
+        if isinstance(receiver, functools.partial):
+            return f"functools.partial({_describe(receiver.func)})"
+        if isinstance(receiver, (types.MethodType, types.BuiltinMethodType)):
+            owner = getattr(receiver, "__self__", None)
+            func = getattr(receiver, "__func__", receiver)
+            if owner is not None and not isinstance(owner, types.ModuleType):
+                owner_type = owner if isinstance(owner, type) else type(owner)
+                name = getattr(func, "__name__", "?")
+                return f"{owner_type.__module__}.{owner_type.__qualname__}.{name}"
     qualname = getattr(receiver, "__qualname__", None)
     if isinstance(qualname, str):
         module = getattr(receiver, "__module__", None)
