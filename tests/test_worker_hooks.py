@@ -88,6 +88,42 @@ def test_each_receiver_on_a_worker_is_wrapped_in_cleanup_before_and_after(
     signal.shutdown(wait=True)
 
 
+def test_the_answer_comes_only_after_every_helpers_cleanup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two helpers: the second's receiver returns first, and its cleanup is
+    # slow; the first's receiver returns as soon as the second's has. The
+    # caller must not answer while the second helper is still cleaning up
+    # (a worker's connection would still be open when the caller looks).
+    second_returned = threading.Event()
+    cleaned_after_second: list[bool] = []
+
+    def cleanup() -> None:
+        if second_returned.is_set() and threading.current_thread().name == second_thread[0]:
+            second_returned.clear()
+            threading.Event().wait(0.1)  # slow, as closing a connection may be
+            cleaned_after_second.append(True)
+
+    second_thread: list[str] = []
+
+    def first(**kwargs: Any) -> str:
+        assert second_returned.wait(WAIT)
+        return "first"
+
+    def second(**kwargs: Any) -> str:
+        second_thread.append(threading.current_thread().name)
+        second_returned.set()
+        return "second"
+
+    monkeypatch.setattr(_django, "_guard", _django.ReceiverGuard(cleanup))
+    signal = Signal(max_workers=2, caller_runs=False)
+    signal.connect(first)
+    signal.connect(second)
+    assert [v for _, v in signal.send_parallel(sender=None)] == ["first", "second"]
+    assert cleaned_after_second == [True]
+    signal.shutdown(wait=True)
+
+
 def test_a_failing_receiver_is_cleaned_up_after_too(recorder: Recorder) -> None:
     signal = Signal(max_workers=1, caller_runs=False)
 

@@ -9,7 +9,9 @@ are configured, on a parasignal pool's worker thread:
 
 * before and after each receiver, ``django.db.close_old_connections()``
   runs, exactly as around a request (between two receivers, once: the
-  first's "after" is the second's "before"): with ``CONN_MAX_AGE = 0`` (Django's
+  first's "after" is the second's "before"). The "after" runs before the
+  receiver's outcome is stored, so a caller that has its answer finds
+  every receiver's cleanup done: with ``CONN_MAX_AGE = 0`` (Django's
   default) the receiver's connection is closed as soon as it returns;
   otherwise it is kept until it expires or fails, as a request thread's is;
 * when the worker goes idle (it finished a task and none is queued for it)

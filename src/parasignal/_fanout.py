@@ -664,7 +664,9 @@ class Batch:
                     # The wake chain: the receivers after this one get a
                     # helper on its way (see the module docstring).
                     self._chain()
-                if guard is not None:
+                if guard is not None and not ran:
+                    # Django's cleanup before this helper's first receiver;
+                    # each one's cleanup after it is the next one's before.
                     ran = True
                     guard.before()
                 started = clock()
@@ -688,13 +690,15 @@ class Batch:
                         failure = _Failure(exc, receiver, dispatch, ctx, started)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost
                     failure = _Failure(exc, receiver, dispatch, ctx, started)
+                if guard is not None:
+                    # Before the outcome is stored: once the caller sees every
+                    # receiver finished, their connections are closed too.
+                    guard.after()
         finally:
             # Drop every reference to the dispatch before reporting the end.
             slot.holding = False
             work = receiver = dispatch = ctx = value = None
             del discard
-            if ran:
-                guard.after()  # type: ignore[union-attr]
             if index >= 0:  # pragma: no cover - an interrupt inside this frame's own code
                 decided = self._store_failure(index, failure) or decided
             failure = None
